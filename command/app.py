@@ -1,0 +1,41 @@
+"""The FastAPI app factory: every dependency comes in as an argument, nothing at import."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import ConnectionPool
+
+from command import http_errors
+from command.routes import auth_routes, health, map_routes, user_routes, web
+from gis.config import Settings
+from gis.db import open_pool
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAPI:
+    """Build the app. With no pool given, one is opened at start-up and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own_pool = app.state.pool is None
+        if own_pool:
+            app.state.pool = open_pool(settings)
+        try:
+            yield
+        finally:
+            if own_pool:
+                app.state.pool.close()
+
+    app = FastAPI(title="CityGrid Command", version="0.1.0", lifespan=lifespan,
+                  description="数字化城市管理与应急指挥 — digital city management and emergency command")
+    app.state.settings = settings
+    app.state.pool = pool
+    http_errors.install(app)
+    for module in (health, auth_routes, map_routes, user_routes, web):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

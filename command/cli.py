@@ -1,0 +1,281 @@
+"""`citygrid` — the one command-line entry point."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+from urllib.parse import urlsplit
+
+import typer
+from pydantic import ValidationError
+
+from gis.config import Settings
+
+app = typer.Typer(help="CityGrid Command — 数字化城市管理与应急指挥", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+services_app = typer.Typer(help="Local PostGIS and Mosquitto under ./.run (no Docker).", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+import_app = typer.Typer(help="Import grids and parts from GeoJSON, GeoPackage or Shapefile.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The part/event catalog.", no_args_is_help=True)
+for sub, name in ((services_app, "services"), (db_app, "db"), (import_app, "import"), (users_app, "users"),
+                  (demo_app, "demo"), (catalog_app, "catalog")):
+    app.add_typer(sub, name=name)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        fail("settings refused: " + "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors()))
+
+
+def owner_connection():
+    """A connection as the database owner (CLI jobs: migrations, imports, seeding)."""
+    import psycopg
+
+    from gis.db import connect
+
+    url = settings().database_url
+    try:
+        return connect(url)
+    except psycopg.OperationalError as e:
+        fail(f"cannot reach the database at {urlsplit(url).hostname}:{urlsplit(url).port}: {e}\n"
+             "Start the local stack with `citygrid services up` (or `make demo`), or set CITYGRID_DATABASE_URL.")
+
+
+def local_stack(s: Settings):
+    from command.services import MosquittoBroker, PostgresCluster
+
+    url = urlsplit(s.database_url)
+    if url.hostname not in ("127.0.0.1", "localhost"):
+        fail(f"CITYGRID_DATABASE_URL points at {url.hostname}; local services only run on 127.0.0.1")
+    cluster = PostgresCluster(s.run_dir.resolve() / "pg" / "data", s.db_port,
+                              superuser=url.username or "citygrid", password=url.password)
+    broker = MosquittoBroker(s.run_dir.resolve() / "mosquitto", s.mqtt_port)
+    return cluster, broker, url.path.lstrip("/") or "citygrid"
+
+
+# ---------------------------------------------------------------- services
+@services_app.command("up")
+def services_up():
+    """Start (creating on first use) the local PostGIS cluster and Mosquitto broker."""
+    from command.services import ServiceError
+
+    s = settings()
+    cluster, broker, dbname = local_stack(s)
+    try:
+        cluster.init()
+        cluster.start()
+        cluster.ensure_database(dbname)
+        broker.start()
+    except ServiceError as e:
+        fail(str(e))
+    typer.echo(f"PostGIS   127.0.0.1:{s.db_port}  database {dbname}  ({cluster.data_dir})")
+    typer.echo(f"Mosquitto 127.0.0.1:{s.mqtt_port}")
+
+
+@services_app.command("down")
+def services_down():
+    """Stop the local services (data stays under the run folder)."""
+    cluster, broker, _ = local_stack(settings())
+    broker.stop()
+    cluster.stop()
+    typer.echo("stopped")
+
+
+@services_app.command("status")
+def services_status():
+    s = settings()
+    cluster, broker, _ = local_stack(s)
+    pg, mq = cluster.running(), broker.running()
+    typer.echo(f"PostGIS   {'running' if pg else 'stopped'}  127.0.0.1:{s.db_port}")
+    typer.echo(f"Mosquitto {'running' if mq else 'stopped'}  127.0.0.1:{s.mqtt_port}")
+    raise typer.Exit(0 if pg and mq else 1)
+
+
+# ---------------------------------------------------------------- db
+@db_app.command("migrate")
+def db_migrate():
+    """Apply pending migrations (each file in one transaction) and load the catalog if empty."""
+    from gis import catalog, migrate
+
+    with owner_connection() as conn:
+        try:
+            ran = migrate.migrate(conn)
+        except migrate.MigrationError as e:
+            fail(str(e))
+        with conn.transaction():
+            if not catalog.catalog_loaded(conn):
+                counts = catalog.load_catalog(conn, catalog.read_catalog(settings().catalog_path))
+                typer.echo(f"catalog loaded: {counts['part_classes']} part classes, "
+                           f"{counts['event_classes']} event classes")
+    typer.echo(f"applied {len(ran)} migration(s)" + "".join(f"\n  {m.path.name}" for m in ran))
+
+
+@db_app.command("status")
+def db_status():
+    from gis import migrate
+
+    with owner_connection() as conn:
+        rows = migrate.status(conn)
+    for m, state in rows:
+        typer.echo(f"{m.version:04d} {m.name:<40} {state}")
+    raise typer.Exit(0 if all(state == "applied" for _, state in rows) else 1)
+
+
+@catalog_app.command("load")
+def catalog_load(path: Annotated[Optional[Path], typer.Argument(help="catalog YAML (default: the seed)")] = None):
+    """(Re)load the catalog file into the database, updating names and time limits."""
+    from gis import catalog
+
+    try:
+        doc = catalog.read_catalog(path or settings().catalog_path)
+    except (catalog.CatalogError, OSError) as e:
+        fail(str(e))
+    with owner_connection() as conn, conn.transaction():
+        counts = catalog.load_catalog(conn, doc)
+    typer.echo(f"{counts['part_classes']} part classes, {counts['event_classes']} event classes")
+
+
+# ---------------------------------------------------------------- import / export
+def _renames(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            fail(f"--map {pair!r}: write it as old=new, e.g. --map BM=code")
+        out[old] = new
+    return out
+
+
+def _run_import(kind: str, path: Path, layer: str | None, skip_invalid: bool, maps: list[str],
+                report: Path | None, **extra) -> None:
+    import getpass
+
+    from gis.importing import ImportFileError, ImportRefused, read_layer
+
+    if kind == "grids":
+        from gis.grid_import import import_grids as run
+    else:
+        from gis.part_import import import_parts as run
+    try:
+        frame = read_layer(path, layer, _renames(maps))
+    except ImportFileError as e:
+        fail(f"{path}: {e}")
+    with owner_connection() as conn:
+        try:
+            result = run(conn, frame, source=str(path), actor=f"cli:{getpass.getuser()}",
+                         skip_invalid=skip_invalid, progress=sys.stderr.isatty(), **extra)
+        except ImportRefused as refused:
+            typer.echo(refused.report.to_text(), err=True)
+            fail(f"{path}: refused, nothing was written. Fix the file, or pass --skip-invalid to import "
+                 "the valid features and get a report of the rest.")
+    typer.echo(f"{kind}: {result.imported} imported, {result.rejected} rejected")
+    if result.problems:
+        out = report or path.with_suffix(path.suffix + ".report.json")
+        out.write_text(json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        typer.echo(f"report of the rejected features: {out}")
+
+
+Layer = Annotated[Optional[str], typer.Option(help="layer name inside a GeoPackage")]
+Skip = Annotated[bool, typer.Option("--skip-invalid", help="import the valid features, report the rest")]
+Maps = Annotated[list[str], typer.Option("--map", help="rename a field: old=new (repeatable)")]
+Report = Annotated[Optional[Path], typer.Option(help="where to write the report of rejected features")]
+
+
+@import_app.command("grids")
+def import_grids_cmd(path: Path, layer: Layer = None, skip_invalid: Skip = False, map: Maps = [],  # noqa: B006
+                     report: Report = None,
+                     county_name: Annotated[Optional[str], typer.Option(help="the county's name")] = None):
+    """Unit grids: polygons with a 15-digit (or legacy 14-digit) `code`."""
+    _run_import("grids", path, layer, skip_invalid, map, report, county_name=county_name)
+
+
+@import_app.command("parts")
+def import_parts_cmd(path: Path, layer: Layer = None, skip_invalid: Skip = False, map: Maps = [],  # noqa: B006
+                     report: Report = None):
+    """Parts: features with a 4-digit `class_code`; 16-digit ids are assigned when missing."""
+    _run_import("parts", path, layer, skip_invalid, map, report)
+
+
+@app.command("export")
+def export(what: Annotated[str, typer.Argument(help="grids or parts")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="a .geojson or .gpkg file")]):
+    """Export grids or parts as GeoJSON or GeoPackage."""
+    from gis.errors import Invalid
+    from gis.exporting import export_layer
+
+    with owner_connection() as conn:
+        try:
+            n = export_layer(conn, what, out)
+        except Invalid as e:
+            fail(str(e))
+    typer.echo(f"{n} {what} written to {out}")
+
+
+# ---------------------------------------------------------------- users
+@users_app.command("add")
+def users_add(name: str, role: Annotated[str, typer.Option(help="admin, leader, commander, shift_lead, "
+                                                                "operator, dispatcher, department, inspector")],
+              dept: Annotated[Optional[str], typer.Option(help="department name (department users)")] = None,
+              area: Annotated[list[str], typer.Option(help="area code the user is limited to (repeatable)")] = [],  # noqa: B006
+              display_name: Annotated[Optional[str], typer.Option()] = None,
+              password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False):
+    """Create a user. The password is read from standard input (never from the command line)."""
+    import getpass
+
+    from command.auth import create_user
+    from gis.errors import CityGridError
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("password: ")
+    with owner_connection() as conn:
+        try:
+            user = create_user(conn, username=name, password=password, role=role, dept=dept, areas=area,
+                               display_name=display_name, actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:
+            fail(str(e))
+    typer.echo(user.id)
+
+
+# ---------------------------------------------------------------- demo
+@demo_app.command("seed")
+def demo_seed(seed: Annotated[int, typer.Option(help="random seed of the generated city")] = 2026,
+              force: Annotated[bool, typer.Option(help="re-seed even if the demo city is there")] = False):
+    """Generate and load the demo county town (grids, parts, base map, demo accounts)."""
+    from command.demo import seed_demo
+
+    s = settings()
+    if not s.demo:
+        fail("the demo city creates accounts with a known password; run it with CITYGRID_DEMO=1 only")
+    with owner_connection() as conn:
+        summary = seed_demo(conn, seed=seed, force=force, log=typer.echo)
+    typer.echo(summary)
+
+
+# ---------------------------------------------------------------- serve
+@app.command("serve")
+def serve(host: Annotated[Optional[str], typer.Option()] = None,
+          port: Annotated[Optional[int], typer.Option()] = None):
+    """Run the API and web UI (port from CITYGRID_HTTP_PORT)."""
+    import uvicorn
+
+    from command.app import create_app
+
+    s = settings()
+    uvicorn.run(create_app(s), host=host or s.http_host, port=port or s.http_port, log_level="info")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Database connections: one pool per process, created by the caller, never at import."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from gis.config import Settings
+
+
+def _as_app_role(role: str | None):
+    def configure(conn: psycopg.Connection) -> None:
+        if role:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        conn.commit()
+
+    return configure
+
+
+def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = None) -> ConnectionPool:
+    """A pool whose connections act as the application role (no UPDATE/DELETE on audit)."""
+    pool = ConnectionPool(
+        settings.database_url,
+        min_size=min_size,
+        max_size=max_size or settings.db_pool_size,
+        kwargs={"row_factory": dict_row, "application_name": "citygrid"},
+        configure=_as_app_role(settings.db_app_role),
+        open=False,
+    )
+    pool.open(wait=True, timeout=15)
+    return pool
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
+    """A single connection as the owner (migrations, imports from the CLI, tests)."""
+    return psycopg.connect(url, row_factory=dict_row, **kwargs)
+
+
+def audit(conn: psycopg.Connection, *, actor: str, action: str, entity: str,
+          entity_id: str | None = None, actor_id: int | None = None,
+          detail: dict[str, Any] | None = None) -> None:
+    """Append one audit row inside the caller's transaction."""
+    conn.execute(
+        "INSERT INTO audit_log (actor_id, actor, action, entity, entity_id, detail)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor_id, actor, action, entity, entity_id, json.dumps(detail or {}, ensure_ascii=False)),
+    )
