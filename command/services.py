@@ -113,7 +113,7 @@ class PostgresCluster:
             cmd += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
         else:
             cmd += ["--auth=trust"]
-        _chown_to(self.data_dir.parent, "postgres")
+        _chown_to(self.data_dir.parent, "postgres")   # includes the password file
         r = subprocess.run(_as_postgres(cmd), capture_output=True, text=True)
         pwfile.unlink(missing_ok=True)
         if r.returncode != 0:

@@ -1,0 +1,26 @@
+# CityGrid Command image for real deployments (docker-compose.yml). The local stack
+# (`make demo`) runs the same code without Docker.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY command/web/package.json command/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error \
+ && mkdir -p /vendor/leaflet \
+ && cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css node_modules/leaflet/dist/images /vendor/leaflet/
+
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml requirements.lock ./
+COPY command command
+COPY gis gis
+COPY video video
+COPY devices devices
+COPY workflows workflows
+COPY --from=web /vendor command/web/static/vendor
+RUN pip install --no-cache-dir -c requirements.lock . \
+ && useradd --system --home /app citygrid && mkdir -p /data && chown citygrid /data
+USER citygrid
+ENV CITYGRID_DATA_DIR=/data CITYGRID_HTTP_HOST=0.0.0.0
+EXPOSE 8000
+CMD ["citygrid", "serve"]
