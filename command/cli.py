@@ -250,11 +250,11 @@ def users_add(name: str, role: Annotated[str, typer.Option(help="admin, leader, 
 def demo_seed(seed: Annotated[int, typer.Option(help="random seed of the generated city")] = 2026,
               force: Annotated[bool, typer.Option(help="re-seed even if the demo city is there")] = False):
     """Generate and load the demo county town (grids, parts, base map, demo accounts)."""
-    from command.demo import seed_demo
-
     s = settings()
     if not s.demo:
         fail("the demo city creates accounts with a known password; run it with CITYGRID_DEMO=1 only")
+    from command.demo import seed_demo
+
     with owner_connection() as conn:
         summary = seed_demo(conn, seed=seed, force=force, log=typer.echo)
     typer.echo(summary)

@@ -1,0 +1,74 @@
+"""The `citygrid` command against this test's own database."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from command.cli import app
+from tests.conftest import TEST_SECRET
+
+
+@pytest.fixture
+def run(db_url, tmp_path):
+    env = {"CITYGRID_DATABASE_URL": db_url, "CITYGRID_SECRET_KEY": TEST_SECRET, "CITYGRID_DEMO": "0",
+           "CITYGRID_DATA_DIR": str(tmp_path / "data")}
+
+    def invoke(*args: str, input: str | None = None, **extra_env):
+        return CliRunner().invoke(app, list(args), input=input, env={**env, **extra_env})
+
+    return invoke
+
+
+def test_db_status_and_migrate(run):
+    status = run("db", "status")
+    assert status.exit_code == 0 and "0001 core" in status.output and "applied" in status.output
+    again = run("db", "migrate")
+    assert again.exit_code == 0 and "applied 0 migration(s)" in again.output
+
+
+def test_default_secret_is_refused_outside_demo(run):
+    result = run("db", "status", CITYGRID_SECRET_KEY="citygrid-demo-secret-do-not-deploy")
+    assert result.exit_code == 2 and "CITYGRID_SECRET_KEY is still the demo default" in result.output
+
+
+def test_users_add_reads_the_password_from_stdin(run, db):
+    result = run("users", "add", "zhou", "--role", "inspector", "--area", "430223001001", "--password-stdin",
+                 input="a-long-password\n")
+    assert result.exit_code == 0, result.output
+    user_id = int(result.output.strip())
+    assert db.execute("SELECT role FROM app_user WHERE id = %s", (user_id,)).fetchone()["role"] == "inspector"
+    assert db.execute("SELECT area_code FROM user_area WHERE user_id = %s", (user_id,)).fetchone()["area_code"] == \
+        "430223001001"
+    dup = run("users", "add", "zhou", "--role", "operator", "--password-stdin", input="a-long-password\n")
+    assert dup.exit_code == 2 and "already exists" in dup.output
+    bad = run("users", "add", "li", "--role", "mayor", "--password-stdin", input="a-long-password\n")
+    assert bad.exit_code == 2 and "role 'mayor' is not one of" in bad.output
+
+
+def test_demo_seed_needs_demo_mode(run):
+    result = run("demo", "seed")
+    assert result.exit_code == 2 and "CITYGRID_DEMO=1" in result.output
+
+
+def test_unreachable_database_says_what_to_do(run):
+    result = run("db", "status", CITYGRID_DATABASE_URL="postgresql://x:y@127.0.0.1:1/none")
+    assert result.exit_code == 2 and "citygrid services up" in result.output
+
+
+def test_export_grids_geojson(run, tmp_path, db):
+    db.execute("INSERT INTO county VALUES ('430223', '攸县', NULL)")
+    db.execute("INSERT INTO street VALUES ('430223001', '430223', '联星街道', '街道', NULL)")
+    db.execute("INSERT INTO community VALUES ('430223001001', '430223001', '东正社区', NULL)")
+    db.execute("INSERT INTO grid (code, community_code, name, area_m2, geom) VALUES ('430223001001001',"
+               " '430223001001', 'g1', 1, ST_Multi(ST_MakeEnvelope(113.34, 27.0, 113.341, 27.001, 4326)))")
+    db.commit()
+    out = tmp_path / "grids.geojson"
+    result = run("export", "grids", "--out", str(out))
+    assert result.exit_code == 0 and "1 grids written" in result.output
+    fc = json.loads(out.read_text())
+    assert fc["features"][0]["properties"]["code"] == "430223001001001"
+    assert fc["features"][0]["properties"]["community_name"] == "东正社区"
+    bad = run("export", "grids", "--out", str(tmp_path / "grids.csv"))
+    assert bad.exit_code == 2 and ".geojson or .gpkg" in bad.output
