@@ -182,7 +182,7 @@ def _run_import(kind: str, path: Path, layer: str | None, skip_invalid: bool, ma
     if result.problems:
         out = report or path.with_suffix(path.suffix + ".report.json")
         out.write_text(json.dumps(result.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        typer.echo(f"report of the rejected features: {out}")
+        typer.echo(f"report of the problems found: {out}")
 
 
 Layer = Annotated[Optional[str], typer.Option(help="layer name inside a GeoPackage")]

@@ -72,3 +72,51 @@ def test_export_grids_geojson(run, tmp_path, db):
     assert fc["features"][0]["properties"]["community_name"] == "东正社区"
     bad = run("export", "grids", "--out", str(tmp_path / "grids.csv"))
     assert bad.exit_code == 2 and ".geojson or .gpkg" in bad.output
+
+
+def _grid_file(path, cells):
+    features = [{"type": "Feature", "properties": {"code": code, "community_name": "东正社区"},
+                 "geometry": {"type": "Polygon", "coordinates": [[[x, 27.0], [x + 0.001, 27.0], [x + 0.001, 27.001],
+                                                                  [x, 27.001], [x, 27.0]]]}}
+                for code, x in cells]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path
+
+
+def test_import_grids_good_and_refused(run, tmp_path, db):
+    good = _grid_file(tmp_path / "good.geojson", [("430223001001001", 113.340), ("43022300100102", 113.341)])
+    result = run("import", "grids", str(good), "--county-name", "攸县")
+    assert result.exit_code == 0, result.output
+    assert "2 imported, 0 rejected" in result.output
+    assert db.execute("SELECT count(*) AS n FROM grid").fetchone()["n"] == 2
+
+    bad = _grid_file(tmp_path / "bad.geojson", [("430223001001003", 113.342), ("4302230010010XX", 113.343),
+                                                ("430223001001004", 113.3425)])
+    refused = run("import", "grids", str(bad))
+    assert refused.exit_code == 2
+    assert "refused, nothing was written" in refused.output
+    assert "4302230010010XX" in refused.output and "overlap" in refused.output.lower()
+    assert db.execute("SELECT count(*) AS n FROM grid").fetchone()["n"] == 2
+
+    report = tmp_path / "report.json"
+    skipped = run("import", "grids", str(bad), "--skip-invalid", "--report", str(report))
+    assert skipped.exit_code == 0 and "rejected" in skipped.output
+    problems = json.loads(report.read_text())["problems"]
+    assert any("4302230010010XX" in p["feature"] or "4302230010010XX" in p["message"] for p in problems)
+
+
+def test_import_with_field_renames(run, tmp_path, db):
+    path = tmp_path / "renamed.geojson"
+    _grid_file(path, [("430223001001001", 113.340)])
+    path.write_text(path.read_text().replace('"code"', '"BM"'))
+    missing = run("import", "grids", str(path))
+    assert missing.exit_code == 2 and "code" in missing.output
+    ok = run("import", "grids", str(path), "--map", "BM=code")
+    assert ok.exit_code == 0, ok.output
+    bad_map = run("import", "grids", str(path), "--map", "BM")
+    assert bad_map.exit_code == 2 and "old=new" in bad_map.output
+
+
+def test_import_of_a_missing_file_is_clear(run, tmp_path):
+    result = run("import", "parts", str(tmp_path / "nope.gpkg"))
+    assert result.exit_code == 2 and "nope.gpkg" in result.output
