@@ -75,4 +75,9 @@ def hierarchy(conn: psycopg.Connection, scope: list[str] | None = None) -> list[
                                                                   "kind": r["kind"], "communities": []})
         street["communities"].append({"code": r["community_code"], "name": r["community_name"],
                                       "grids": r["grids"]})
-    return [{**c, "streets": list(c["streets"].values())} for c in counties.values()]
+    part_scope, part_params = area_condition("p.grid_code", scope)
+    part_counts = {r["county"]: r["n"] for r in conn.execute(
+        f"SELECT left(p.grid_code, 6) AS county, count(*) AS n FROM part p WHERE {part_scope} GROUP BY 1",
+        part_params).fetchall()}
+    return [{**c, "parts": part_counts.get(c["code"], 0), "streets": list(c["streets"].values())}
+            for c in counties.values()]

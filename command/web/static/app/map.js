@@ -2,7 +2,12 @@
 const PART_COLOURS = { "01": "#1f77b4", "02": "#ff7f0e", "03": "#2ca02c", "04": "#17becf",
                        "05": "#9467bd", "06": "#d62728" };
 const STATUS_COLOURS = { "完好": null, "破损": "#e6a700", "丢失": "#d00000", "占用": "#7a3cc2" };
+const PARTS_MIN_ZOOM = 16;
 let map, catalog;
+
+function totalParts(counties) {
+  return counties.reduce((n, c) => n + c.parts, 0);
+}
 
 function escapeHtml(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -23,10 +28,9 @@ async function drawMap() {
   map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
   map.createPane("base").style.zIndex = 200;
 
-  const [water, buildings, roads, grids, parts, cat, areas] = await Promise.all([
+  const [water, buildings, roads, grids, cat, areas] = await Promise.all([
     api.get("/api/basemap/water"), api.get("/api/basemap/buildings"), api.get("/api/basemap/roads"),
-    api.allFeatures("/api/grids?limit=5000"), api.allFeatures("/api/parts?limit=5000"),
-    api.get("/api/catalog"), api.get("/api/areas"),
+    api.allFeatures("/api/grids?limit=5000"), api.get("/api/catalog"), api.get("/api/areas"),
   ]);
   catalog = cat.data;
   const waterLayer = L.geoJSON(water.data, { pane: "base", style: { color: "#7fb3e0", weight: 1, fillColor: "#b9d8f2", fillOpacity: 1 } }).addTo(map);
@@ -39,14 +43,23 @@ async function drawMap() {
     style: { color: "#3a6ea5", weight: 1, fill: true, fillOpacity: 0.03 },
     onEachFeature: (f, layer) => layer.bindTooltip(`${escapeHtml(f.properties.name)}<br>${f.properties.code}`, { sticky: true }),
   }).addTo(map);
-  const partLayer = L.geoJSON(parts, {
+  const partLayer = L.geoJSON(null, {
     pointToLayer: (f, latlng) => L.circleMarker(latlng, {
-      radius: 2.5, weight: STATUS_COLOURS[f.properties.status] ? 2 : 0,
-      color: STATUS_COLOURS[f.properties.status] || "#000",
+      radius: 3, weight: STATUS_COLOURS[f.properties.status] ? 2 : 0.5,
+      color: STATUS_COLOURS[f.properties.status] || "#ffffff",
       fillColor: PART_COLOURS[f.properties.class_code.slice(0, 2)] || "#555", fillOpacity: 0.9,
     }),
     onEachFeature: (f, layer) => layer.bindPopup(() => partPopup(f.properties)),
   }).addTo(map);
+  // Tens of thousands of parts: draw those in view, and only when zoomed in far enough to tell them apart.
+  const refreshParts = async () => {
+    partLayer.clearLayers();
+    if (map.getZoom() < PARTS_MIN_ZOOM) return;
+    const v = map.getBounds();
+    const bbox = [v.getWest(), v.getSouth(), v.getEast(), v.getNorth()].map((n) => n.toFixed(6)).join(",");
+    partLayer.addData((await api.get(`/api/parts?limit=5000&bbox=${bbox}`)).data);
+  };
+  map.on("moveend", refreshParts);
   L.control.layers(null, {
     [t("water")]: waterLayer, [t("buildings")]: buildingLayer, [t("roads")]: roadLayer,
     [t("grids")]: gridLayer, [t("parts")]: partLayer,
@@ -59,9 +72,10 @@ async function drawMap() {
   document.getElementById("stats").innerHTML =
     `<p>${escapeHtml(areas.data.map((c) => c.name).join("、"))}</p>` +
     `<p><b>${streets.length}</b> ${t("streets")} · <b>${communities.length}</b> ${t("communities")} · ` +
-    `<b>${grids.features.length}</b> ${t("grids")} · <b>${parts.features.length}</b> ${t("parts")}</p>`;
+    `<b>${grids.features.length}</b> ${t("grids")} · <b>${totalParts(areas.data)}</b> ${t("parts")}</p>`;
   document.getElementById("legend").innerHTML = catalog.parts.filter((b) => b.classes.length).map((b) =>
     `<li><span class="dot" style="background:${PART_COLOURS[b.code] || "#555"}"></span>${escapeHtml(b.name)}</li>`).join("");
+  await refreshParts();
   document.body.dataset.ready = "true";   // for browser tests and screenshots
 }
 
