@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql-15-postgis-3 postgresql-client-15 mosquitto mosquitto-clients ffmpeg chromium
-              fonts-noto-cjk nodejs npm python3-venv curl ca-certificates)
+              fonts-noto-cjk python3-venv curl ca-certificates)
+# Node.js may come from elsewhere (with its own npm); take Debian's only when there is none.
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -57,6 +57,7 @@ def test_login_and_see_the_city_offline(live_server, page, db):
     page.fill("input[name=password]", PASSWORD)
     page.click("form#login button[type=submit]")
     page.wait_for_selector("body[data-ready=true]", timeout=15000)
+    assert not page.is_visible("form#login") and page.is_visible("#map")
     stats = page.inner_text("#stats")
     assert "攸县" in stats and re.search(r"4\s*单元网格", stats) and re.search(r"3\s*部件", stats)
     assert "王县长" in page.inner_text("#who")
