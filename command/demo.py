@@ -8,7 +8,7 @@ import psycopg
 from command.auth import create_user
 from gis import basemap
 from gis.codes import make_part_id
-from gis.demo_city import DemoCity, generate_city
+from gis.demo_city import COUNTY_CODE, COUNTY_NAME, DemoCity, generate_city
 from gis.grid_import import import_grids
 from gis.part_import import import_parts
 
@@ -40,17 +40,18 @@ def _with_part_ids(city: DemoCity):
 
 
 def already_seeded(conn: psycopg.Connection, county_code: str) -> bool:
-    row = conn.execute("SELECT (SELECT count(*) FROM grid WHERE code LIKE %(c)s) AS grids,"
-                       " (SELECT count(*) FROM part WHERE id LIKE %(c)s) AS parts",
-                       {"c": county_code + "%"}).fetchone()
+    with conn.transaction():   # a block of its own, so the seeding steps after it commit one by one
+        row = conn.execute("SELECT (SELECT count(*) FROM grid WHERE code LIKE %(c)s) AS grids,"
+                           " (SELECT count(*) FROM part WHERE id LIKE %(c)s) AS parts",
+                           {"c": county_code + "%"}).fetchone()
     return row["grids"] > 0 and row["parts"] > 0
 
 
 def seed_demo(conn: psycopg.Connection, *, seed: int = 2026, force: bool = False,
               log: Callable[[str], None] = print) -> str:
+    if already_seeded(conn, COUNTY_CODE) and not force:
+        return f"demo city {COUNTY_NAME} ({COUNTY_CODE}) is already seeded; --force to load it again"
     city = generate_city(seed)
-    if already_seeded(conn, city.county_code) and not force:
-        return f"demo city {city.county_name} ({city.county_code}) is already seeded; --force to load it again"
     log(f"generated {city.county_name}: {len(city.grids)} grids, {len(city.parts)} parts, "
         f"{len(city.roads)} roads, {len(city.buildings)} buildings")
     grids = import_grids(conn, city.grids, source=f"demo seed {seed}", actor="demo",
@@ -58,10 +59,11 @@ def seed_demo(conn: psycopg.Connection, *, seed: int = 2026, force: bool = False
     parts = import_parts(conn, _with_part_ids(city), source=f"demo seed {seed}", actor="demo")
     layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water)
     created = []
-    for account in _demo_accounts(city):
-        if not conn.execute("SELECT 1 FROM app_user WHERE username = %s", (account["username"],)).fetchone():
-            create_user(conn, password=DEMO_PASSWORD, actor="demo", **account)
-            created.append(account["username"])
+    with conn.transaction():
+        for account in _demo_accounts(city):
+            if not conn.execute("SELECT 1 FROM app_user WHERE username = %s", (account["username"],)).fetchone():
+                create_user(conn, password=DEMO_PASSWORD, actor="demo", **account)
+                created.append(account["username"])
     return (f"demo city {city.county_name}: {grids.imported} grids, {parts.imported} parts, "
             f"{layers['basemap_road']} roads, {layers['basemap_building']} buildings; "
             f"accounts created: {', '.join(created) or 'none (already there)'} (password {DEMO_PASSWORD})")

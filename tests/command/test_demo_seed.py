@@ -1,0 +1,58 @@
+"""The demo city goes in through the real importers and is usable through the API at once."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from command.app import create_app
+from command.demo import DEMO_PASSWORD, seed_demo
+from gis.db import open_pool
+
+
+@pytest.fixture
+def seeded(db):
+    summary = seed_demo(db, seed=2026, log=lambda _: None)
+    return summary
+
+
+def test_seed_fills_the_city_and_is_idempotent(seeded, db):
+    counts = db.execute(
+        "SELECT (SELECT count(*) FROM street) streets, (SELECT count(*) FROM community) communities,"
+        " (SELECT count(*) FROM grid) grids, (SELECT count(*) FROM part) parts,"
+        " (SELECT count(DISTINCT class_code) FROM part) classes, (SELECT count(*) FROM part_class) catalog_classes,"
+        " (SELECT count(*) FROM basemap_road) roads, (SELECT count(*) FROM basemap_building) buildings,"
+        " (SELECT count(*) FROM basemap_water) water,"
+        " (SELECT count(*) FROM grid WHERE community_code IS NULL OR area_m2 < 5000 OR area_m2 > 25000) odd,"
+        " (SELECT count(*) FROM audit_log WHERE action = 'import') imports").fetchone()
+    assert counts["streets"] >= 3 and counts["communities"] >= 20 and counts["grids"] >= 500
+    assert counts["parts"] >= 10_000 and counts["classes"] == counts["catalog_classes"]
+    assert counts["roads"] > 0 and counts["buildings"] > 0 and counts["water"] > 0
+    assert counts["odd"] == 0 and counts["imports"] == 2
+    again = seed_demo(db, seed=2026, log=lambda _: None)
+    assert "already seeded" in again
+    assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == counts["parts"]
+
+
+def test_forced_reseed_upserts_instead_of_duplicating(seeded, db):
+    before = db.execute("SELECT count(*) AS n FROM part").fetchone()["n"]
+    seed_demo(db, seed=2026, force=True, log=lambda _: None)
+    assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == before
+
+
+def test_demo_accounts_log_in_and_see_the_city(seeded, settings, db):
+    pool = open_pool(settings)
+    try:
+        with TestClient(create_app(settings, pool)) as client:
+            token = client.post("/api/auth/token", data={"username": "inspector", "password": DEMO_PASSWORD}).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            area = token["user"]["areas"]
+            assert len(area) == 1 and len(area[0]) == 12            # one community
+            grids = client.get("/api/grids?limit=5000", headers=headers).json()["features"]
+            assert grids and all(g["id"].startswith(area[0]) for g in grids)
+            part = db.execute("SELECT id, ST_X(location) x, ST_Y(location) y, grid_code FROM part"
+                              " WHERE grid_code LIKE %s LIMIT 1", (area[0] + "%",)).fetchone()
+            found = client.get(f"/api/geocode?lon={part['x']}&lat={part['y']}", headers=headers).json()
+            assert found["grid_code"] == part["grid_code"]
+            assert part["id"] in [p["id"] for p in found["nearest_parts"]]
+    finally:
+        pool.close()
