@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 
 from gis.errors import Invalid
-from gis.geojson import BBox, feature_collection_sql
+from gis.geojson import BBox, bbox_condition, feature_collection_sql
 
 LAYERS = {
     "roads": ("basemap_road", "json_build_object('name', f.name, 'kind', f.kind, 'width_m', f.width_m)",
@@ -18,10 +18,7 @@ def layer_geojson(conn: psycopg.Connection, layer: str, bbox: BBox | None = None
     if layer not in LAYERS:
         raise Invalid(f"base-map layer {layer!r} is not one of {', '.join(LAYERS)}")
     table, props, columns = LAYERS[layer]
-    where, params = "TRUE", {}
-    if bbox:
-        where = "geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)"
-        params = dict(x0=bbox.min_lon, y0=bbox.min_lat, x1=bbox.max_lon, y1=bbox.max_lat)
+    where, params = bbox_condition("geom", bbox)
     inner = f"SELECT id, geom, {columns} FROM {table} WHERE {where}"
     return conn.execute(feature_collection_sql(inner, props), params).fetchone()["fc"]
 

@@ -40,11 +40,36 @@ def page_size(limit: int | None, default: int = 1000) -> int:
     return limit
 
 
+def bbox_condition(column: str, bbox: BBox | None) -> tuple[str, dict]:
+    """SQL keeping rows whose `column` geometry touches the box (index-assisted &&)."""
+    if bbox is None:
+        return "TRUE", {}
+    return (f"{column} && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)",
+            {"x0": bbox.min_lon, "y0": bbox.min_lat, "x1": bbox.max_lon, "y1": bbox.max_lat})
+
+
 def area_condition(column: str, prefixes: list[str] | None) -> tuple[str, dict]:
     """SQL limiting `column` (an admin code) to a user's area codes; None means everywhere."""
     if prefixes is None:
         return "TRUE", {}
     return f"{column} LIKE ANY(%(area_prefixes)s)", {"area_prefixes": [p + "%" for p in prefixes]}
+
+
+def page_conditions(*, geom_column: str, code_column: str, key_column: str, bbox: BBox | None,
+                    area: str | None, after: str | None, scope: list[str] | None,
+                    limit: int) -> tuple[list[str], dict]:
+    """The filters every paged map layer shares: box, area code prefix, keyset cursor, user scope."""
+    box_sql, params = bbox_condition(geom_column, bbox)
+    scope_sql, scope_params = area_condition(code_column, scope)
+    where = [box_sql, scope_sql]
+    params.update(scope_params, limit=limit)
+    if area:
+        where.append(f"{code_column} LIKE %(area)s")
+        params["area"] = area + "%"
+    if after:
+        where.append(f"{key_column} > %(after)s")
+        params["after"] = after
+    return where, params
 
 
 def feature_collection_sql(inner: str, properties: str, geom: str = "geom") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 
 from gis.errors import NotFound
-from gis.geojson import BBox, area_condition, feature_collection_sql, page_size
+from gis.geojson import BBox, area_condition, feature_collection_sql, page_conditions, page_size
 
 
 def grids_geojson(conn: psycopg.Connection, *, bbox: BBox | None = None, area: str | None = None,
@@ -12,19 +12,8 @@ def grids_geojson(conn: psycopg.Connection, *, bbox: BBox | None = None, area: s
                   scope: list[str] | None = None) -> tuple[str, int, str | None]:
     """A page of grids as GeoJSON text, keyset-paged by code; returns (json, count, next cursor)."""
     limit = page_size(limit)
-    where, params = ["TRUE"], {"limit": limit}
-    if bbox:
-        where.append("g.geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
-        params.update(x0=bbox.min_lon, y0=bbox.min_lat, x1=bbox.max_lon, y1=bbox.max_lat)
-    if area:
-        where.append("g.code LIKE %(area)s")
-        params["area"] = area + "%"
-    if after:
-        where.append("g.code > %(after)s")
-        params["after"] = after
-    scope_sql, scope_params = area_condition("g.code", scope)
-    where.append(scope_sql)
-    params.update(scope_params)
+    where, params = page_conditions(geom_column="g.geom", code_column="g.code", key_column="g.code",
+                                    bbox=bbox, area=area, after=after, scope=scope, limit=limit)
     inner = (
         "SELECT g.code AS id, g.geom, g.name, g.community_code, c.name AS community_name,"
         " s.code AS street_code, s.name AS street_name, g.area_m2, g.population"

@@ -5,7 +5,7 @@ import psycopg
 
 from gis.db import audit
 from gis.errors import Forbidden, Invalid, NotFound
-from gis.geojson import BBox, area_condition, feature_collection_sql, page_size
+from gis.geojson import BBox, area_condition, feature_collection_sql, page_conditions, page_size
 
 PART_STATUSES = ("完好", "破损", "丢失", "占用")
 
@@ -28,10 +28,8 @@ def parts_geojson(conn: psycopg.Connection, *, bbox: BBox | None = None, class_c
                   scope: list[str] | None = None) -> tuple[str, int, str | None]:
     """A page of parts as GeoJSON text (points at their location), keyset-paged by id."""
     limit = page_size(limit)
-    where, params = ["TRUE"], {"limit": limit}
-    if bbox:
-        where.append("p.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
-        params.update(x0=bbox.min_lon, y0=bbox.min_lat, x1=bbox.max_lon, y1=bbox.max_lat)
+    where, params = page_conditions(geom_column="p.location", code_column="p.grid_code", key_column="p.id",
+                                    bbox=bbox, area=area, after=after, scope=scope, limit=limit)
     if class_code:
         where.append("p.class_code = %(class_code)s")
         params["class_code"] = class_code
@@ -43,15 +41,6 @@ def parts_geojson(conn: psycopg.Connection, *, bbox: BBox | None = None, class_c
             raise Invalid(f"status {status!r} is not one of {', '.join(PART_STATUSES)}")
         where.append("p.status = %(status)s")
         params["status"] = status
-    if area:
-        where.append("p.grid_code LIKE %(area)s")
-        params["area"] = area + "%"
-    if after:
-        where.append("p.id > %(after)s")
-        params["after"] = after
-    scope_sql, scope_params = area_condition("p.grid_code", scope)
-    where.append(scope_sql)
-    params.update(scope_params)
     inner = ("SELECT p.id, p.location AS geom, p.class_code, pc.name AS class_name, p.name, p.status,"
              " p.grid_code FROM part p JOIN part_class pc ON pc.code = p.class_code"
              f" WHERE {' AND '.join(where)} ORDER BY p.id LIMIT %(limit)s")

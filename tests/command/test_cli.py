@@ -120,3 +120,22 @@ def test_import_with_field_renames(run, tmp_path, db):
 def test_import_of_a_missing_file_is_clear(run, tmp_path):
     result = run("import", "parts", str(tmp_path / "nope.gpkg"))
     assert result.exit_code == 2 and "nope.gpkg" in result.output
+
+
+def test_export_parts_geopackage_round_trips(run, tmp_path, db):
+    import geopandas as gpd
+
+
+    good = _grid_file(tmp_path / "g.geojson", [("430223001001001", 113.340)])
+    assert run("import", "grids", str(good)).exit_code == 0
+    parts = tmp_path / "p.geojson"
+    parts.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"class_code": "0114", "dept_owner": "县城市管理和综合执法局"},
+         "geometry": {"type": "Point", "coordinates": [113.3405, 27.0005]}}]}))
+    assert run("import", "parts", str(parts)).exit_code == 0
+    out = tmp_path / "parts.gpkg"
+    result = run("export", "parts", "--out", str(out))
+    assert result.exit_code == 0 and "1 parts written" in result.output
+    frame = gpd.read_file(out, layer="parts")
+    assert frame.loc[0, "id"] == "4302230114000001" and frame.loc[0, "dept_owner"] == "县城市管理和综合执法局"
+    assert frame.crs.to_epsg() == 4326
