@@ -125,7 +125,6 @@ def test_import_of_a_missing_file_is_clear(run, tmp_path):
 def test_export_parts_geopackage_round_trips(run, tmp_path, db):
     import geopandas as gpd
 
-
     good = _grid_file(tmp_path / "g.geojson", [("430223001001001", 113.340)])
     assert run("import", "grids", str(good)).exit_code == 0
     parts = tmp_path / "p.geojson"
