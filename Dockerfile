@@ -3,9 +3,8 @@
 FROM node:20-bookworm-slim AS web
 WORKDIR /web
 COPY command/web/package.json command/web/package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error \
- && mkdir -p /vendor/leaflet \
- && cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css node_modules/leaflet/dist/images /vendor/leaflet/
+COPY scripts/vendor-web.sh ./
+RUN npm ci --no-audit --no-fund --loglevel=error && ./vendor-web.sh node_modules /vendor
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl \

@@ -18,6 +18,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAPI:
     """Build the app. With no pool given, one is opened at start-up and closed at shutdown."""
+    settings.check_secret()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -30,7 +31,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAP
             if own_pool:
                 app.state.pool.close()
 
-    app = FastAPI(title="CityGrid Command", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="CityGrid Command", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="数字化城市管理与应急指挥 — digital city management and emergency command")
     app.state.settings = settings
     app.state.pool = pool

@@ -13,17 +13,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gis.db import audit
 from gis.errors import Conflict, Forbidden, Invalid, Unauthenticated
+from gis.roles import ROLES
 
-ROLES = {
-    "admin": "系统管理员",
-    "leader": "领导",
-    "commander": "指挥长",
-    "shift_lead": "值班长",
-    "operator": "受理员",
-    "dispatcher": "派遣员",
-    "department": "专业部门",
-    "inspector": "监督员",
-}
 ALL = frozenset(ROLES)
 
 # Which roles may do what. Area and department limits are applied on top, per user.
@@ -51,7 +42,10 @@ class User:
 
     @property
     def scope(self) -> list[str] | None:
-        """Area code prefixes this user is limited to; None for the whole jurisdiction."""
+        """Area code prefixes this user is limited to; None for the whole jurisdiction.
+        Inspectors are bound to their grids: one without an area sees nothing."""
+        if self.role == "inspector":
+            return list(self.areas)
         return list(self.areas) if self.areas else None
 
     def can(self, permission: str) -> bool:
@@ -106,6 +100,8 @@ def create_user(conn: psycopg.Connection, *, username: str, password: str, role:
         raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}")
     if role == "department" and not dept:
         raise Invalid("a department user needs --dept (the department it belongs to)")
+    if role == "inspector" and not areas:
+        raise Invalid("an inspector is bound to grids: give their patrol area (--area, a street, community or grid code)")
     for code in areas or []:
         area_level(code)
     with conn.transaction():

@@ -52,14 +52,14 @@ def owner_connection():
 
 
 def local_stack(s: Settings):
-    from command.services import MosquittoBroker, PostgresCluster
+    from command.services import MosquittoBroker, PostgresCluster, service_home
 
     url = urlsplit(s.database_url)
     if url.hostname not in ("127.0.0.1", "localhost"):
         fail(f"CITYGRID_DATABASE_URL points at {url.hostname}; local services only run on 127.0.0.1")
-    cluster = PostgresCluster(s.run_dir.resolve() / "pg" / "data", s.db_port,
+    cluster = PostgresCluster(service_home(s.run_dir, "pg", "postgres") / "data", s.db_port,
                               superuser=url.username or "citygrid", password=url.password)
-    broker = MosquittoBroker(s.run_dir.resolve() / "mosquitto", s.mqtt_port)
+    broker = MosquittoBroker(service_home(s.run_dir, "mosquitto", "mosquitto"), s.mqtt_port)
     return cluster, broker, url.path.lstrip("/") or "citygrid"
 
 
@@ -71,6 +71,8 @@ def services_up():
 
     s = settings()
     cluster, broker, dbname = local_stack(s)
+    import psycopg
+
     try:
         cluster.init()
         cluster.start()
@@ -78,6 +80,10 @@ def services_up():
         broker.start()
     except ServiceError as e:
         fail(str(e))
+    except psycopg.OperationalError as e:
+        fail(f"the local PostgreSQL at port {s.db_port} refused the credentials in CITYGRID_DATABASE_URL: {e}\n"
+             f"The cluster in {cluster.data_dir} was created with other credentials; use those, or "
+             "`make clean` to start over (this deletes the local data).")
     typer.echo(f"PostGIS   127.0.0.1:{s.db_port}  database {dbname}  ({cluster.data_dir})")
     typer.echo(f"Mosquitto 127.0.0.1:{s.mqtt_port}")
 
@@ -110,13 +116,16 @@ def db_migrate():
     with owner_connection() as conn:
         try:
             ran = migrate.migrate(conn)
-        except migrate.MigrationError as e:
+            with conn.transaction():
+                if catalog.catalog_loaded(conn):
+                    counts = None
+                else:
+                    counts = catalog.load_catalog(conn, catalog.read_catalog(settings().catalog_path), actor="cli")
+        except (migrate.MigrationError, catalog.CatalogError) as e:
             fail(str(e))
-        with conn.transaction():
-            if not catalog.catalog_loaded(conn):
-                counts = catalog.load_catalog(conn, catalog.read_catalog(settings().catalog_path))
-                typer.echo(f"catalog loaded: {counts['part_classes']} part classes, "
-                           f"{counts['event_classes']} event classes")
+        if counts:
+            typer.echo(f"catalog loaded: {counts['part_classes']} part classes, "
+                       f"{counts['event_classes']} event classes")
     typer.echo(f"applied {len(ran)} migration(s)" + "".join(f"\n  {m.path.name}" for m in ran))
 
 
@@ -136,12 +145,14 @@ def catalog_load(path: Annotated[Optional[Path], typer.Argument(help="catalog YA
     """(Re)load the catalog file into the database, updating names and time limits."""
     from gis import catalog
 
+    import getpass
+
     try:
         doc = catalog.read_catalog(path or settings().catalog_path)
-    except (catalog.CatalogError, OSError) as e:
+        with owner_connection() as conn, conn.transaction():
+            counts = catalog.load_catalog(conn, doc, actor=f"cli:{getpass.getuser()}")
+    except catalog.CatalogError as e:
         fail(str(e))
-    with owner_connection() as conn, conn.transaction():
-        counts = catalog.load_catalog(conn, doc)
     typer.echo(f"{counts['part_classes']} part classes, {counts['event_classes']} event classes")
 
 
@@ -213,6 +224,8 @@ def export(what: Annotated[str, typer.Argument(help="grids or parts")],
     from gis.errors import Invalid
     from gis.exporting import export_layer
 
+    if not out.parent.is_dir():
+        fail(f"{out.parent} is not a folder; create it first or choose another --out")
     with owner_connection() as conn:
         try:
             n = export_layer(conn, what, out)
@@ -270,7 +283,11 @@ def serve(host: Annotated[Optional[str], typer.Option()] = None,
     from command.app import create_app
 
     s = settings()
-    uvicorn.run(create_app(s), host=host or s.http_host, port=port or s.http_port, log_level="info")
+    try:
+        app_ = create_app(s)
+    except ValueError as e:
+        fail(f"refusing to serve: {e}")
+    uvicorn.run(app_, host=host or s.http_host, port=port or s.http_port, log_level="info")
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def seed_demo(conn: psycopg.Connection, *, seed: int = 2026, force: bool = False
     grids = import_grids(conn, city.grids, source=f"demo seed {seed}", actor="demo",
                          county_name=city.county_name)
     parts = import_parts(conn, _with_part_ids(city), source=f"demo seed {seed}", actor="demo")
-    layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water)
+    layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water, actor="demo")
     created = []
     with conn.transaction():
         for account in _demo_accounts(city):

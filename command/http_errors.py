@@ -47,6 +47,12 @@ def install(app: FastAPI) -> None:
         return _answer(409 if isinstance(exc, psycopg.errors.UniqueViolation) else 422, "Invalid",
                        f"the data breaks a rule of the database: {exc.diag.message_primary}")
 
+    @app.exception_handler(psycopg.DataError)
+    async def bad_data(request: Request, exc: psycopg.DataError):
+        # e.g. a NUL byte or a number out of range in a value passed on to the database
+        return _answer(422, "Invalid", f"a value in the request cannot be stored or compared: "
+                                       f"{exc.diag.message_primary or exc}")
+
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError):
         log.error("database unavailable: %s", exc)

@@ -3,6 +3,7 @@ processes under a folder of ours (./.run by default, a temp folder in tests)."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -58,6 +59,35 @@ def _chown_to(path: Path, user: str) -> None:
         info = pwd.getpwnam(user)
         for p in [path, *path.rglob("*")]:
             os.chown(p, info.pw_uid, info.pw_gid)
+
+
+SHARED_STATE = Path("/var/lib/citygrid")
+
+
+def reachable_by(user: str, path: Path) -> bool:
+    """Can the system user enter this folder (every folder above it searchable)?"""
+    if not _running_as_root():
+        return True
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)], capture_output=True).returncode == 0
+
+
+def service_home(run_dir: Path, name: str, user: str) -> Path:
+    """Where a service keeps its files: ./.run/NAME, or — when the checkout lies where the
+    service's own user cannot go (a clone under /root is mode 0700) — a folder of its own
+    under /var/lib/citygrid, named after the checkout so two checkouts never share one."""
+    run_dir = run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if reachable_by(user, run_dir):
+        return run_dir / name
+    tag = hashlib.sha1(str(run_dir).encode()).hexdigest()[:12]
+    home = SHARED_STATE / f"{run_dir.parent.name}-{tag}" / name
+    home.mkdir(parents=True, exist_ok=True)
+    SHARED_STATE.chmod(0o755)
+    home.parent.chmod(0o755)
+    link = run_dir / name
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(home)       # so ./.run still shows where everything is
+    return home
 
 
 def _wait_for_port(port: int, timeout: float, what: str, log: Path | None = None) -> None:
@@ -167,12 +197,15 @@ class MosquittoBroker:
         return self.directory / "mosquitto.log"
 
     def pid(self) -> int | None:
+        """The broker's pid, if that process is still our broker (a stale pid file after a
+        reboot may name some other program)."""
         try:
             pid = int(self.pid_path.read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ValueError, PermissionError):
             return None
+        conf = str(self.directory / "mosquitto.conf").encode()
+        return pid if any(b"mosquitto" in part for part in cmdline) and conf in cmdline else None
 
     def running(self) -> bool:
         return self.pid() is not None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import psycopg
 
+from gis.db import audit
 from gis.errors import Invalid
 from gis.geojson import BBox, bbox_condition, feature_collection_sql
 
@@ -30,8 +31,9 @@ def extent(conn: psycopg.Connection) -> list[float] | None:
     return None if row["x0"] is None else [row["x0"], row["y0"], row["x1"], row["y1"]]
 
 
-def replace_layers(conn: psycopg.Connection, roads, buildings, water) -> dict[str, int]:
-    """Replace the base-map layers with the given GeoDataFrames (EPSG:4326), in one transaction."""
+def replace_layers(conn: psycopg.Connection, roads, buildings, water, actor: str = "system") -> dict[str, int]:
+    """Replace the base-map layers with the given GeoDataFrames, in one transaction with an
+    audit row."""
     layers = (
         ("basemap_road", ("name", "kind", "width_m"), roads, "ST_GeomFromWKB(decode(%s, 'hex'), 4326)"),
         ("basemap_building", ("kind", "floors"), buildings, "ST_GeomFromWKB(decode(%s, 'hex'), 4326)"),
@@ -48,4 +50,5 @@ def replace_layers(conn: psycopg.Connection, roads, buildings, water) -> dict[st
                 cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}, geom)"
                                 f" VALUES ({', '.join(['%s'] * len(columns))}, {geom_sql})", rows)
             counts[table] = len(rows)
+        audit(conn, actor=actor, action="basemap.replace", entity="basemap", detail=counts)
     return counts

@@ -8,10 +8,13 @@ from typing import Any
 import psycopg
 import yaml
 
+from gis.db import audit
+from gis.errors import Invalid
+
 SEED_CATALOG = Path(__file__).parent / "seed" / "catalog.yaml"
 
 
-class CatalogError(ValueError):
+class CatalogError(Invalid):
     pass
 
 
@@ -19,6 +22,8 @@ def read_catalog(path: Path | None = None) -> dict[str, Any]:
     path = path or SEED_CATALOG
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CatalogError(f"{path}: cannot read the catalog file ({e.strerror})") from e
     except yaml.YAMLError as e:
         raise CatalogError(f"{path}: not valid YAML: {e}") from e
     for key in ("parts", "events"):
@@ -27,8 +32,9 @@ def read_catalog(path: Path | None = None) -> dict[str, Any]:
     return doc
 
 
-def load_catalog(conn: psycopg.Connection, doc: dict[str, Any]) -> dict[str, int]:
-    """Upsert the catalog's classes (inside the caller's transaction); returns counts."""
+def load_catalog(conn: psycopg.Connection, doc: dict[str, Any], actor: str = "system") -> dict[str, int]:
+    """Upsert the catalog's classes (inside the caller's transaction, with an audit row);
+    returns counts."""
     counts = {"part_classes": 0, "event_classes": 0}
     for table, section, extra in (("part", "parts", False), ("event", "events", True)):
         for big_code, big in doc[section].items():
@@ -38,6 +44,8 @@ def load_catalog(conn: psycopg.Connection, doc: dict[str, Any]) -> dict[str, int
                 (str(big_code), big["name"]))
             for code, cls in (big.get("classes") or {}).items():
                 code = str(code)
+                if not isinstance(cls, dict) or not cls.get("name"):
+                    raise CatalogError(f"{section}.{big_code}.classes.{code}: each class needs a name")
                 if code[:2] != str(big_code):
                     raise CatalogError(f"class {code} is filed under big class {big_code}")
                 if extra:
@@ -59,6 +67,7 @@ def load_catalog(conn: psycopg.Connection, doc: dict[str, Any]) -> dict[str, int
         "INSERT INTO catalog_document (id, body) VALUES (1, %s)"
         " ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, loaded_at = now()",
         (json.dumps(doc, ensure_ascii=False),))
+    audit(conn, actor=actor, action="catalog.load", entity="catalog", detail=counts)
     return counts
 
 

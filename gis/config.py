@@ -1,14 +1,14 @@
 """Typed settings (prefix CITYGRID_) shared by every process.
 
-Defaults suit the local demo stack under ./.run; outside demo mode a default secret is
-refused so a deployment cannot run with a key everybody knows.
+Defaults suit the local demo stack under ./.run; outside demo mode the server refuses the
+default secret (Settings.check_secret) so a deployment cannot run with a key everybody knows.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "citygrid-demo-secret-do-not-deploy"
@@ -28,10 +28,10 @@ class Settings(BaseSettings):
     run_dir: Path = Path(".run")             # local services (PostGIS cluster, broker)
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
     token_ttl_minutes: int = 12 * 60
-    catalog_path: Path | None = None         # defaults to the shared standards catalog
+    catalog_path: Path | None = None         # defaults to gis/seed/catalog.yaml
 
-    @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
+    def check_secret(self) -> None:
+        """The server refuses to start on a secret everybody knows (outside demo mode)."""
         if not self.demo and self.secret_key.get_secret_value() == DEMO_SECRET:
             raise ValueError(
                 "CITYGRID_SECRET_KEY is still the demo default; set a long random value "
@@ -40,7 +40,6 @@ class Settings(BaseSettings):
             )
         if len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("CITYGRID_SECRET_KEY must be at least 16 characters long")
-        return self
 
     @property
     def db_port(self) -> int:

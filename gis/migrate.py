@@ -62,37 +62,49 @@ def applied(conn: psycopg.Connection) -> dict[int, dict]:
     return {r["version"]: r for r in rows}
 
 
-def status(conn: psycopg.Connection) -> list[tuple[Migration, str]]:
+def status(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[tuple[Migration, str]]:
     """Each known migration with 'applied', 'pending' or 'changed' (file edited after applying)."""
     done = applied(conn)
     out = []
-    for m in available():
+    for m in available(directory):
         row = done.get(m.version)
         state = "pending" if row is None else ("applied" if row["checksum"] == m.checksum else "changed")
         out.append((m, state))
     return out
 
 
-def migrate(conn: psycopg.Connection) -> list[Migration]:
-    """Apply pending migrations in order; returns what was applied."""
+def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply pending migrations in order, each file in its own committed transaction, under
+    a session advisory lock so two processes never migrate at once. Returns what ran."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()
+    was_autocommit = conn.autocommit
+    conn.autocommit = True      # so each `transaction()` below is a real, committed transaction
     ran = []
-    with conn.transaction():
-        _ensure_table(conn)
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
-        for m, state in status(conn):
-            if state == "changed":
-                raise MigrationError(
-                    f"migration {m.path.name} was edited after it was applied; "
-                    "add a new numbered migration instead of changing an old one")
-            if state == "applied":
-                continue
-            with conn.transaction():
-                conn.execute(m.path.read_text(encoding="utf-8"))
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (m.version, m.name, m.checksum))
-            ran.append(m)
+        with conn.transaction():
+            _ensure_table(conn)
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            for m, state in status(conn, directory):
+                if state == "changed":
+                    raise MigrationError(
+                        f"migration {m.path.name} was edited after it was applied; "
+                        "add a new numbered migration instead of changing an old one")
+                if state == "applied":
+                    continue
+                try:
+                    with conn.transaction():
+                        conn.execute(m.path.read_text(encoding="utf-8"))
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                            (m.version, m.name, m.checksum))
+                except psycopg.Error as e:
+                    raise MigrationError(f"{m.path.name} failed and was rolled back (earlier files stay applied):"
+                                         f" {e.diag.message_primary or e}") from e
+                ran.append(m)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        conn.autocommit = was_autocommit
     return ran

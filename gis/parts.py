@@ -68,11 +68,11 @@ def update_part_status(conn: psycopg.Connection, part_id: str, status: str, *, n
     if status not in PART_STATUSES:
         raise Invalid(f"status {status!r} is not one of {', '.join(PART_STATUSES)}")
     with conn.transaction():
+        conn.execute("SELECT 1 FROM part WHERE id = %s FOR UPDATE", (part_id,))   # lock, then read
         before = part_detail(conn, part_id, scope)
         if dept_id is not None and dept_id not in (before["dept_owner_id"], before["dept_rights_id"],
                                                    before["dept_maintainer_id"]):
             raise Forbidden(f"part {part_id} is not owned, held or maintained by your department")
-        conn.execute("SELECT 1 FROM part WHERE id = %s FOR UPDATE", (part_id,))
         conn.execute("UPDATE part SET status = %s, updated_at = now() WHERE id = %s", (status, part_id))
         audit(conn, actor=actor, actor_id=actor_id, action="part.status", entity="part", entity_id=part_id,
               detail={"from": before["status"], "to": status, "note": note})

@@ -45,8 +45,6 @@ lockhash=$(sha256sum $web/package-lock.json | cut -d' ' -f1)
 if [ "$(cat $vendor/.installed 2>/dev/null)" != "$lockhash" ]; then
   echo "setup: vendoring front-end libraries from npm"
   (cd $web && npm ci --no-audit --no-fund --loglevel=error)
-  rm -rf "$vendor" && mkdir -p "$vendor/leaflet"
-  cp -r $web/node_modules/leaflet/dist/leaflet.js $web/node_modules/leaflet/dist/leaflet.css \
-        $web/node_modules/leaflet/dist/images "$vendor/leaflet/"
+  scripts/vendor-web.sh $web/node_modules "$vendor"
   echo "$lockhash" > "$vendor/.installed"
 fi

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("citygrid.health")
 
 
 @router.get("/api/health")
@@ -12,8 +15,9 @@ def health(request: Request):
     try:
         with request.app.state.pool.connection(timeout=3) as conn:
             conn.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
-        return JSONResponse({"status": "down", "database": str(exc)[:200]}, status_code=503)
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        log.exception("health check: database unreachable")   # details go to the log, not to strangers
+        return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
     return {"status": "ok", "database": "ok"}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from command.auth import User, require
@@ -31,7 +31,7 @@ def _paged(request: Request, body: str, count: int, next_after: str | None) -> R
 
 @router.get("/api/grids", response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
 def list_grids(request: Request, user: Reader, conn=Depends(db), bbox: BBoxQuery = None, area: AreaQuery = None,
-               after: str | None = None, limit: Annotated[int | None, Query(ge=1, le=5000)] = None):
+               after: Annotated[str | None, Query(pattern=r"^[0-9]{15}$")] = None, limit: Annotated[int | None, Query(ge=1, le=5000)] = None):
     """Unit grids (单元网格) as a GeoJSON FeatureCollection, keyset-paged by code."""
     body, n, nxt = grids.grids_geojson(conn, bbox=BBox.parse(bbox), area=area, after=after, limit=limit,
                                        scope=user.scope)
@@ -39,7 +39,7 @@ def list_grids(request: Request, user: Reader, conn=Depends(db), bbox: BBoxQuery
 
 
 @router.get("/api/grids/{code}")
-def get_grid(code: str, user: Reader, conn=Depends(db)):
+def get_grid(code: Annotated[str, Path(pattern=r"^[0-9]{15}$")], user: Reader, conn=Depends(db)):
     return grids.grid_detail(conn, code, user.scope)
 
 
@@ -53,7 +53,7 @@ def area_tree(user: Reader, conn=Depends(db)):
 def list_parts(request: Request, user: Reader, conn=Depends(db), bbox: BBoxQuery = None, area: AreaQuery = None,
                class_code: Annotated[str | None, Query(pattern=r"^[0-9]{4}$")] = None,
                big_code: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
-               status: str | None = None, after: str | None = None,
+               status: str | None = None, after: Annotated[str | None, Query(pattern=r"^[0-9]{16}$")] = None,
                limit: Annotated[int | None, Query(ge=1, le=5000)] = None):
     """Parts (部件) as GeoJSON points, filtered and keyset-paged by id."""
     body, n, nxt = parts.parts_geojson(conn, bbox=BBox.parse(bbox), class_code=class_code, big_code=big_code,
@@ -62,7 +62,7 @@ def list_parts(request: Request, user: Reader, conn=Depends(db), bbox: BBoxQuery
 
 
 @router.get("/api/parts/{part_id}")
-def get_part(part_id: str, user: Reader, conn=Depends(db)):
+def get_part(part_id: Annotated[str, Path(pattern=r"^[0-9]{16}$")], user: Reader, conn=Depends(db)):
     return parts.part_detail(conn, part_id, user.scope)
 
 
@@ -72,7 +72,7 @@ class StatusChange(BaseModel):
 
 
 @router.patch("/api/parts/{part_id}/status")
-def change_part_status(part_id: str, change: StatusChange,
+def change_part_status(part_id: Annotated[str, Path(pattern=r"^[0-9]{16}$")], change: StatusChange,
                        user: Annotated[User, Depends(require("part.status"))], conn=Depends(db)):
     return parts.update_part_status(conn, part_id, change.status, note=change.note, actor=user.username,
                                     actor_id=user.id, scope=user.scope, dept_id=user.dept_limit)
@@ -82,7 +82,7 @@ def change_part_status(part_id: str, change: StatusChange,
 def geocode(user: Reader, conn=Depends(db), lon: float = Query(ge=-180, le=180), lat: float = Query(ge=-90, le=90),
             nearest: Annotated[int, Query(ge=0, le=50)] = 5):
     """A point → its unit grid, community, street/town and county, and the nearest parts."""
-    return geocoding.geocode(conn, lon, lat, nearest=nearest)
+    return geocoding.geocode(conn, lon, lat, nearest=nearest, scope=user.scope)
 
 
 @router.get("/api/catalog")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -20,3 +21,13 @@ def home():
 @router.get("/map", response_class=HTMLResponse)
 def city_map(request: Request):
     return templates.TemplateResponse(request, "map.html", {"demo": request.app.state.settings.demo})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs():
+    """The OpenAPI explorer, served from our vendored copy of Swagger UI (works offline)."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="CityGrid Command API",
+                               swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                               swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                               swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+                               swagger_ui_parameters={"validatorUrl": None})

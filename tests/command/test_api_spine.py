@@ -65,8 +65,8 @@ def test_grids_geojson_with_bbox_and_paging(client, login):
 @pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "113.35,27,113.34,27.01"])
 def test_bad_bbox_is_a_422_that_says_how(client, login, bbox):
     r = client.get(f"/api/grids?bbox={bbox}", headers=login("operator"))
-    assert r.status_code == 422 and "min_lon,min_lat,max_lon,max_lat" in r.json()["message"] \
-        or "not a box" in r.json()["message"]
+    assert r.status_code == 422
+    assert "min_lon,min_lat,max_lon,max_lat" in r.json()["message"] or "not a box" in r.json()["message"]
 
 
 def test_inspector_sees_only_their_area(client, login):
@@ -120,7 +120,7 @@ def test_roles_without_the_permission_are_refused(client, login):
 
 
 def test_geocode_point_to_grid_and_nearest_parts(client, login):
-    r = client.get("/api/geocode?lon=113.3406&lat=27.0005", headers=login("inspector"))
+    r = client.get("/api/geocode?lon=113.3406&lat=27.0005", headers=login("inspector", areas=["430223"]))
     body = r.json()
     assert r.status_code == 200
     assert (body["grid_code"], body["community_name"], body["street_name"], body["county_name"]) == \
@@ -149,7 +149,7 @@ def test_admin_creates_users_with_audit_and_clear_errors(client, login, db):
                                                        "role": "inspector", "areas": ["430223001001"]})
     assert r.status_code == 201 and r.json()["areas"] == ["430223001001"]
     again = client.post("/api/users", headers=admin, json={"username": "zhou", "password": PASSWORD,
-                                                           "role": "inspector"})
+                                                           "role": "inspector", "areas": ["430223001002"]})
     assert again.status_code == 409 and "already exists" in again.json()["message"]
     bad = client.post("/api/users", headers=admin, json={"username": "x1", "password": PASSWORD,
                                                          "role": "department"})
@@ -175,3 +175,31 @@ def test_basemap_layer_and_unknown_layer(client, login, db):
     assert roads["features"][0]["properties"] == {"name": "人民路", "kind": "主干道", "width_m": 24}
     r = client.get("/api/basemap/railways", headers=headers)
     assert r.status_code == 422 and "roads, buildings, water" in r.json()["message"]
+
+
+def test_geocode_respects_the_inspectors_area(client, login):
+    headers = login("inspector", areas=["430223001002"])
+    r = client.get("/api/geocode?lon=113.3406&lat=27.0005", headers=headers)      # in community …001
+    assert r.status_code == 404 and "your area" in r.json()["message"]
+    inside = client.get("/api/geocode?lon=113.3426&lat=27.0005", headers=headers).json()
+    assert inside["grid_code"] == "430223001002001"
+    assert {p["id"] for p in inside["nearest_parts"]} == {"4302230114000002"}
+
+
+def test_inspector_without_an_area_is_refused(client, login):
+    admin = login("admin")
+    r = client.post("/api/users", headers=admin, json={"username": "nowhere", "password": "long-enough-pw",
+                                                       "role": "inspector"})
+    assert r.status_code == 422 and "patrol area" in r.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/grids?after=%00", "/api/parts/%00", "/api/grids/43022300100100%00",
+                                  "/api/parts?after=12%0034"])
+def test_nul_bytes_and_malformed_ids_are_422(client, login, path):
+    r = client.get(path, headers=login("operator"))
+    assert r.status_code == 422, r.text
+
+
+def test_nul_byte_in_login_is_not_a_500(client):
+    r = client.post("/api/auth/token", data={"username": "a\x00b", "password": "whatever-pw"})
+    assert r.status_code in (401, 422)

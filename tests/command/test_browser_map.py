@@ -86,9 +86,21 @@ def test_wrong_password_shows_the_message(live_server, page):
     assert page.inner_text("#login-error") == "wrong user name or password"
 
 
+def test_api_docs_load_nothing_from_other_hosts(live_server, page):
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{live_server}/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=15000)
+    assert "/api/grids" in page.inner_text(".swagger-ui")
+    hosts = {urlsplit(u).netloc for u in requested if u.startswith("http")}
+    assert hosts == {urlsplit(live_server).netloc}, hosts
+    assert page.goto(f"{live_server}/redoc").status == 404     # ReDoc would load from a CDN: not served
+
+
 def test_served_pages_reference_no_other_host(client):
     """Government networks are isolated: no page or script may load from elsewhere."""
-    pages = ["/map", "/static/app/map.js", "/static/app/api.js", "/static/app/i18n.js", "/static/app/style.css"]
+    pages = ["/map", "/docs", "/static/app/map.js", "/static/app/api.js", "/static/app/i18n.js",
+             "/static/app/style.css"]
     for path in pages:
         r = client.get(path)
         assert r.status_code == 200, path

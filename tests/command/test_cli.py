@@ -28,9 +28,13 @@ def test_db_status_and_migrate(run):
     assert again.exit_code == 0 and "applied 0 migration(s)" in again.output
 
 
-def test_default_secret_is_refused_outside_demo(run):
-    result = run("db", "status", CITYGRID_SECRET_KEY="citygrid-demo-secret-do-not-deploy")
+def test_default_secret_is_refused_by_the_server_only(run):
+    result = run("serve", CITYGRID_SECRET_KEY="citygrid-demo-secret-do-not-deploy")
     assert result.exit_code == 2 and "CITYGRID_SECRET_KEY is still the demo default" in result.output
+    short = run("serve", CITYGRID_SECRET_KEY="short")
+    assert short.exit_code == 2 and "at least 16 characters" in short.output
+    # Jobs that sign nothing run without a secret.
+    assert run("db", "status", CITYGRID_SECRET_KEY="citygrid-demo-secret-do-not-deploy").exit_code == 0
 
 
 def test_users_add_reads_the_password_from_stdin(run, db):

@@ -73,3 +73,32 @@ def test_password_cluster_start_status_stop_is_repeatable():
     finally:
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_cli_stack_in_a_folder_the_service_users_cannot_enter(tmp_path_factory):
+    """A checkout under /root (mode 0700): the services keep their files elsewhere."""
+    from typer.testing import CliRunner
+
+    from command.cli import app
+    from command.services import SHARED_STATE
+
+    private = Path(tempfile.mkdtemp(prefix="citygrid-private-"))       # 0700, like /root
+    run_dir = private / ".run"
+    env = {"CITYGRID_RUN_DIR": str(run_dir), "CITYGRID_DEMO": "1",
+           "CITYGRID_DATABASE_URL": f"postgresql://citygrid:pw-12345678@127.0.0.1:{free_port()}/citygrid",
+           "CITYGRID_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    runner = CliRunner()
+    try:
+        up = runner.invoke(app, ["services", "up"], env=env)
+        assert up.exit_code == 0, up.output
+        assert runner.invoke(app, ["services", "status"], env=env).exit_code == 0
+        assert (run_dir / "pg").is_symlink() and str((run_dir / "pg").resolve()).startswith(str(SHARED_STATE))
+        assert runner.invoke(app, ["db", "migrate"], env=env).exit_code == 0
+    finally:
+        runner.invoke(app, ["services", "down"], env=env)
+        for name in ("pg", "mosquitto"):
+            target = (run_dir / name).resolve()
+            if str(target).startswith(str(SHARED_STATE)):
+                shutil.rmtree(target.parent, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
+    assert runner.invoke(app, ["services", "status"], env=env).exit_code == 1

@@ -45,3 +45,22 @@ def test_owner_cannot_rewrite_audit_either(db):
     db.commit()
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         db.execute("DELETE FROM audit_log")
+
+
+def test_a_failing_file_rolls_back_alone(db, tmp_path):
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first_ok (id int);")
+    (tmp_path / "0002_broken.sql").write_text("CREATE TABLE second_half (id int); SELECT no_such_function();")
+    db.execute("DROP TABLE schema_migrations")
+    db.commit()
+    with pytest.raises(migrate.MigrationError, match="0002_broken.sql failed and was rolled back"):
+        migrate.migrate(db, tmp_path)
+    # The lock is released and nothing is left open: another session can migrate at once.
+    assert db.info.transaction_status.name == "IDLE"
+    assert [m.name for m, state in migrate.status(db, tmp_path) if state == "applied"] == ["first"]
+    assert db.execute("SELECT to_regclass('first_ok') AS t").fetchone()["t"] == "first_ok"
+    assert db.execute("SELECT to_regclass('second_half') AS t").fetchone()["t"] is None
+
+
+def test_migrate_leaves_no_open_transaction(db):
+    migrate.migrate(db)
+    assert db.info.transaction_status.name == "IDLE"

@@ -8,7 +8,8 @@ const STRINGS = {
     communities: "社区", grid: "网格", community: "社区", street: "街道", county: "区县",
     nearest: "附近部件", none: "无", outside: "不在辖区网格内", status: "状态", klass: "类别",
     code: "编码", population: "人口", area: "面积", roads: "道路", buildings: "建筑", water: "水系",
-    loading: "加载中…", switch: "English",
+    loading: "加载中…", switch: "English", parts_zoom: "放大到街道级别显示部件",
+    parts_truncated: "视图内部件过多，仅显示前 5000 个，请放大",
   },
   en: {
     title: "City grid map · CityGrid Command", brand: "CityGrid Command", logout: "Log out",
@@ -19,6 +20,7 @@ const STRINGS = {
     county: "County", nearest: "Nearby parts", none: "none", outside: "Outside the jurisdiction's grids",
     status: "Status", klass: "Class", code: "Code", population: "Population", area: "Area", roads: "Roads",
     buildings: "Buildings", water: "Water", loading: "Loading…", switch: "中文",
+    parts_zoom: "Zoom in to street level to see parts", parts_truncated: "Too many parts here: showing the first 5,000; zoom in",
   },
 };
 let LANG = localStorage.getItem("citygrid.lang") || "zh";

@@ -54,10 +54,14 @@ async function drawMap() {
   // Tens of thousands of parts: draw those in view, and only when zoomed in far enough to tell them apart.
   const refreshParts = async () => {
     partLayer.clearLayers();
-    if (map.getZoom() < PARTS_MIN_ZOOM) return;
+    const note = document.getElementById("parts-note");
+    if (map.getZoom() < PARTS_MIN_ZOOM) { note.textContent = t("parts_zoom"); return; }
     const v = map.getBounds();
     const bbox = [v.getWest(), v.getSouth(), v.getEast(), v.getNorth()].map((n) => n.toFixed(6)).join(",");
-    partLayer.addData((await api.get(`/api/parts?limit=5000&bbox=${bbox}`)).data);
+    const page = await api.get(`/api/parts?limit=5000&bbox=${bbox}`);
+    partLayer.addData(page.data);
+    // Say so when the view holds more than one page, rather than silently dropping parts.
+    note.textContent = page.next ? t("parts_truncated") : "";
   };
   map.on("moveend", refreshParts);
   L.control.layers(null, {

@@ -1,0 +1,25 @@
+"""Notifications (to a user, a role or a department) and the live bus, inside the caller's
+transaction: nothing is announced for a change that rolls back."""
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+LIVE_CHANNEL = "citygrid_live"
+
+
+def live(conn: psycopg.Connection, kind: str, id: object) -> None:
+    """A small JSON on the live bus (delivered on commit); listeners fetch details themselves."""
+    conn.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, json.dumps({"kind": kind, "id": id})))
+
+
+def notify(conn: psycopg.Connection, *, kind: str, message: str, case_id: int | None = None,
+           user_id: int | None = None, role: str | None = None, dept_id: int | None = None) -> int:
+    row = conn.execute(
+        "INSERT INTO notification (kind, message, case_id, user_id, role, dept_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (kind, message, case_id, user_id, role, dept_id)).fetchone()
+    notification_id = row["id"] if isinstance(row, dict) else row[0]
+    live(conn, "notification", notification_id)
+    return notification_id
