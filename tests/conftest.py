@@ -81,3 +81,44 @@ def mqtt_broker() -> MosquittoBroker:
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(demo=False, database_url=db_url, secret_key=TEST_SECRET,
                     data_dir=tmp_path / "data", run_dir=tmp_path / "run")
+
+
+# ---------------------------------------------------------------- a tiny hand-made city
+PASSWORD = "correct-horse-battery"
+COUNTY = "430223"
+# Two communities of two 0.001° squares each (~100 m × 110 m), side by side.
+GRID_CELLS = {
+    "430223001001001": (113.340, 27.000), "430223001001002": (113.341, 27.000),
+    "430223001002001": (113.342, 27.000), "430223001002002": (113.343, 27.000),
+}
+
+
+def _square(x: float, y: float) -> str:
+    return f"MULTIPOLYGON((({x} {y},{x + .001} {y},{x + .001} {y + .001},{x} {y + .001},{x} {y})))"
+
+
+@pytest.fixture
+def tiny_city(db):
+    with db.transaction():
+        db.execute("INSERT INTO county (code, name) VALUES (%s, '攸县')", (COUNTY,))
+        db.execute("INSERT INTO street (code, county_code, name, kind) VALUES ('430223001', %s, '联星街道', '街道')",
+                   (COUNTY,))
+        for community, name in (("430223001001", "东正社区"), ("430223001002", "西正社区")):
+            db.execute("INSERT INTO community (code, street_code, name) VALUES (%s, '430223001', %s)",
+                       (community, name))
+        for code, (x, y) in GRID_CELLS.items():
+            db.execute("INSERT INTO grid (code, community_code, name, area_m2, geom)"
+                       " VALUES (%s, %s, %s, ST_Area(ST_GeomFromText(%s, 4326)::geography), ST_GeomFromText(%s, 4326))",
+                       (code, code[:12], f"第{code[-3:]}网格", _square(x, y), _square(x, y)))
+        for name in ("攸县自来水公司", "县城市管理和综合执法局"):
+            db.execute("INSERT INTO department (name) VALUES (%s)", (name,))
+        water, city = (r["id"] for r in db.execute("SELECT id FROM department ORDER BY id").fetchall())
+        parts = [("4302230101000001", "0101", "上水井盖0001", 113.3405, 27.0005, water),
+                 ("4302230114000001", "0114", "路灯0001", 113.3415, 27.0005, city),
+                 ("4302230114000002", "0114", "路灯0002", 113.3425, 27.0005, city)]
+        for pid, cls, name, x, y, dept in parts:
+            db.execute("INSERT INTO part (id, class_code, name, grid_code, geom, location, dept_owner_id,"
+                       " dept_maintainer_id) SELECT %s, %s, %s, g.code, p, p, %s, %s FROM grid g,"
+                       " ST_SetSRID(ST_MakePoint(%s, %s), 4326) p WHERE ST_Intersects(g.geom, p)",
+                       (pid, cls, name, dept, dept, x, y))
+    return {"water_dept": "攸县自来水公司", "city_dept": "县城市管理和综合执法局"}

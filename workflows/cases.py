@@ -312,7 +312,14 @@ def act(conn: psycopg.Connection, desk: CaseDesk, case_id: int, action: str, act
             notify(conn, kind="case.to_close", case_id=case_id, role="shift_lead",
                    message=f"案卷 {case['case_no']} 核查通过，请结案")
         live(conn, "case", case_id)
-    return get_case(conn, desk, case_id, actor)
+    try:
+        return get_case(conn, desk, case_id, actor)
+    except NotFound:
+        # The action itself took the case out of the user's sight (a department returning
+        # it): answer with what they just did, not with an error.
+        row = _plain_case(conn, case_id)
+        row["state_name"] = flow.states[row["state"]].name
+        return row
 
 
 def allowed_actions(flow: CaseFlow, case: dict, actor: Any) -> list[dict]:

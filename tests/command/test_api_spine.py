@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.command.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 
 def test_health_answers_when_the_database_does(client):

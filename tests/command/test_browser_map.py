@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 from command.app import create_app
 from command.services import free_port
 from gis.db import open_pool
-from tests.command.conftest import PASSWORD
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
