@@ -9,14 +9,17 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from command import http_errors
-from command.routes import auth_routes, health, map_routes, user_routes, web
+from command.routes import (auth_routes, case_routes, evaluation_routes, health, map_routes, open311, user_routes,
+                            web)
 from gis.config import Settings
 from gis.db import open_pool
+from workflows.cases import CaseDesk
+from workflows.timers import TimerLoop
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
-def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAPI:
+def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: CaseDesk | None = None) -> FastAPI:
     """Build the app. With no pool given, one is opened at start-up and closed at shutdown."""
     settings.check_secret()
 
@@ -25,9 +28,15 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAP
         own_pool = app.state.pool is None
         if own_pool:
             app.state.pool = open_pool(settings)
+        timers = None
+        if settings.timer_interval_seconds > 0:
+            timers = TimerLoop(app.state.pool.connection, settings.timer_interval_seconds)
+            timers.start()
         try:
             yield
         finally:
+            if timers:
+                timers.stop()
             if own_pool:
                 app.state.pool.close()
 
@@ -35,8 +44,9 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> FastAP
                   description="数字化城市管理与应急指挥 — digital city management and emergency command")
     app.state.settings = settings
     app.state.pool = pool
+    app.state.desk = desk or CaseDesk.default()
     http_errors.install(app)
-    for module in (health, auth_routes, map_routes, user_routes, web):
+    for module in (health, auth_routes, map_routes, case_routes, evaluation_routes, open311, user_routes, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -21,6 +21,10 @@ ALL = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "map.read": ALL,                 # grids, parts, base map, geocode, catalog
     "part.status": frozenset({"admin", "operator", "shift_lead", "department", "inspector"}),
+    "case.report": frozenset({"admin", "operator", "shift_lead", "inspector"}),
+    "case.read": ALL,                # which cases: workflows.cases.visibility
+    "case.act": ALL,                 # which actions: the transition table
+    "apikey.manage": frozenset({"admin"}),
     "user.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "leader"}),
 }

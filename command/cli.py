@@ -20,8 +20,9 @@ import_app = typer.Typer(help="Import grids and parts from GeoJSON, GeoPackage o
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The part/event catalog.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
 for sub, name in ((services_app, "services"), (db_app, "db"), (import_app, "import"), (users_app, "users"),
-                  (demo_app, "demo"), (catalog_app, "catalog")):
+                  (demo_app, "demo"), (catalog_app, "catalog"), (apikey_app, "apikey")):
     app.add_typer(sub, name=name)
 
 
@@ -256,6 +257,23 @@ def users_add(name: str, role: Annotated[str, typer.Option(help="admin, leader, 
         except CityGridError as e:
             fail(str(e))
     typer.echo(user.id)
+
+
+# ---------------------------------------------------------------- Open311 keys
+@apikey_app.command("create")
+def apikey_create(name: Annotated[str, typer.Argument(help="who uses the key, e.g. 12345热线平台")]):
+    """Issue an Open311 API key and print it (only its hash is kept)."""
+    import getpass
+
+    from command.apikeys import create_key
+    from gis.errors import Invalid
+
+    with owner_connection() as conn:
+        try:
+            key = create_key(conn, name, actor=f"cli:{getpass.getuser()}")
+        except Invalid as e:
+            fail(str(e))
+    typer.echo(key)
 
 
 # ---------------------------------------------------------------- demo

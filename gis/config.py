@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     run_dir: Path = Path(".run")             # local services (PostGIS cluster, broker)
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
     token_ttl_minutes: int = 12 * 60
+    timer_interval_seconds: float = 2.0      # case timer loop in `serve`; 0 turns it off
     catalog_path: Path | None = None         # defaults to gis/seed/catalog.yaml
 
     def check_secret(self) -> None:

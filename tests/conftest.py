@@ -79,7 +79,8 @@ def mqtt_broker() -> MosquittoBroker:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(demo=False, database_url=db_url, secret_key=TEST_SECRET,
+    # The timer loop is off: tests fire timers themselves at the times they choose.
+    return Settings(demo=False, database_url=db_url, secret_key=TEST_SECRET, timer_interval_seconds=0,
                     data_dir=tmp_path / "data", run_dir=tmp_path / "run")
 
 

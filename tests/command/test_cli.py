@@ -142,3 +142,16 @@ def test_export_parts_geopackage_round_trips(run, tmp_path, db):
     frame = gpd.read_file(out, layer="parts")
     assert frame.loc[0, "id"] == "4302230114000001" and frame.loc[0, "dept_owner"] == "县城市管理和综合执法局"
     assert frame.crs.to_epsg() == 4326
+
+
+def test_apikey_create_prints_a_key_and_stores_only_its_hash(run, db):
+    from command.apikeys import key_hash, key_owner
+
+    result = run("apikey", "create", "12345热线平台")
+    assert result.exit_code == 0, result.output
+    key = result.output.strip()
+    assert key.startswith("cg_") and len(key) > 40
+    row = db.execute("SELECT name, key_hash FROM api_key").fetchone()
+    assert row == {"name": "12345热线平台", "key_hash": key_hash(key)}
+    assert key_owner(db, key)["name"] == "12345热线平台" and key_owner(db, key + "x") is None
+    assert run("apikey", "create", "x").exit_code == 2
