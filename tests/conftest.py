@@ -9,6 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
+
+import command.auth
 
 from command.services import MosquittoBroker, PostgresCluster, free_port
 from gis import catalog, migrate
@@ -16,6 +19,11 @@ from gis.config import Settings
 from gis.db import connect
 
 TEMPLATE = "citygrid_template"
+
+# Tests create hundreds of users: argon2 at its production cost (~0.2 s a hash) would spend
+# minutes on that alone. The hashes stay real argon2, just cheap; production keeps the defaults.
+command.auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+command.auth._DUMMY_HASH = command.auth._hasher.hash("citygrid-no-such-user")
 TEST_SECRET = "test-secret-key-0123456789abcdef"
 
 
