@@ -21,8 +21,10 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The part/event catalog.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
+routing_app = typer.Typer(help="The routing matrix (派遣矩阵).", no_args_is_help=True)
 for sub, name in ((services_app, "services"), (db_app, "db"), (import_app, "import"), (users_app, "users"),
-                  (demo_app, "demo"), (catalog_app, "catalog"), (apikey_app, "apikey")):
+                  (demo_app, "demo"), (catalog_app, "catalog"), (apikey_app, "apikey"),
+                  (routing_app, "routing")):
     app.add_typer(sub, name=name)
 
 
@@ -257,6 +259,31 @@ def users_add(name: str, role: Annotated[str, typer.Option(help="admin, leader, 
         except CityGridError as e:
             fail(str(e))
     typer.echo(user.id)
+
+
+# ---------------------------------------------------------------- routing
+@routing_app.command("load")
+def routing_load(path: Path):
+    """Replace the routing matrix: area departments (属地) and class × area rules, from YAML."""
+    import getpass
+
+    import yaml
+
+    from gis.errors import Invalid
+    from workflows.routing import load_routing
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        fail(f"{path}: {e}")
+    if not isinstance(doc, dict):
+        fail(f"{path}: expected a mapping with area_departments and rules")
+    with owner_connection() as conn:
+        try:
+            counts = load_routing(conn, doc, actor=f"cli:{getpass.getuser()}")
+        except Invalid as e:
+            fail(str(e))
+    typer.echo(f"{counts['area_departments']} area departments, {counts['rules']} rules")
 
 
 # ---------------------------------------------------------------- Open311 keys

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
 
 import psycopg
 
@@ -11,8 +14,10 @@ from gis.codes import make_part_id
 from gis.demo_city import COUNTY_CODE, COUNTY_NAME, DemoCity, generate_city
 from gis.grid_import import import_grids
 from gis.part_import import import_parts
+from workflows.routing import load_routing
 
 DEMO_PASSWORD = "citygrid-demo"
+DEMO_ROUTING = Path(__file__).parent / "seed" / "demo_routing.yaml"
 CITY_DEPARTMENT = "县城市管理和综合执法局"
 
 
@@ -57,6 +62,7 @@ def seed_demo(conn: psycopg.Connection, *, seed: int = 2026, force: bool = False
     grids = import_grids(conn, city.grids, source=f"demo seed {seed}", actor="demo",
                          county_name=city.county_name)
     parts = import_parts(conn, _with_part_ids(city), source=f"demo seed {seed}", actor="demo")
+    routing = load_routing(conn, yaml.safe_load(DEMO_ROUTING.read_text(encoding="utf-8")), actor="demo")
     layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water, actor="demo")
     created = []
     with conn.transaction():
@@ -65,5 +71,6 @@ def seed_demo(conn: psycopg.Connection, *, seed: int = 2026, force: bool = False
                 create_user(conn, password=DEMO_PASSWORD, actor="demo", **account)
                 created.append(account["username"])
     return (f"demo city {city.county_name}: {grids.imported} grids, {parts.imported} parts, "
-            f"{layers['basemap_road']} roads, {layers['basemap_building']} buildings; "
+            f"{layers['basemap_road']} roads, {layers['basemap_building']} buildings, "
+            f"{routing['rules']} routing rules; "
             f"accounts created: {', '.join(created) or 'none (already there)'} (password {DEMO_PASSWORD})")

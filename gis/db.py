@@ -1,4 +1,9 @@
-"""Database connections: one pool per process, created by the caller, never at import."""
+"""Database connections: one pool per process, created by the caller, never at import.
+
+Connections are in autocommit mode: a change that must be atomic is written inside
+`with conn.transaction():`, which is then a real transaction that commits at the end of the
+block. (Without autocommit, a plain read would open a transaction silently and turn every
+later `transaction()` block into a savepoint that never commits.)"""
 from __future__ import annotations
 
 import json
@@ -27,7 +32,7 @@ def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = N
         settings.database_url,
         min_size=min_size,
         max_size=max_size or settings.db_pool_size,
-        kwargs={"row_factory": dict_row, "application_name": "citygrid"},
+        kwargs={"row_factory": dict_row, "application_name": "citygrid", "autocommit": True},
         configure=_as_app_role(settings.db_app_role),
         open=False,
     )
@@ -37,7 +42,7 @@ def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = N
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A single connection as the owner (migrations, imports from the CLI, tests)."""
-    return psycopg.connect(url, row_factory=dict_row, **kwargs)
+    return psycopg.connect(url, row_factory=dict_row, autocommit=True, **kwargs)
 
 
 def audit(conn: psycopg.Connection, *, actor: str, action: str, entity: str,

@@ -56,3 +56,18 @@ def test_demo_accounts_log_in_and_see_the_city(seeded, settings, db):
             assert part["id"] in [p["id"] for p in found["nearest_parts"]]
     finally:
         pool.close()
+
+
+def test_demo_routing_sends_cases_where_the_county_does(seeded, db):
+    from workflows.routing import suggest
+
+    def dept(case):
+        return db.execute("SELECT name FROM department WHERE id = %s", (suggest(db, case),)).fetchone()["name"]
+
+    grid = db.execute("SELECT code FROM grid WHERE code LIKE '430223001%' LIMIT 1").fetchone()["code"]
+    town = db.execute("SELECT code FROM grid WHERE code LIKE '430223100%' LIMIT 1").fetchone()["code"]
+    event = {"kind": "event", "part_id": None, "part_class": None}
+    assert dept({**event, "event_class": "0102", "grid_code": grid}) == "县环卫中心"
+    assert dept({**event, "event_class": "0501", "grid_code": grid}) == "县城市管理和综合执法局"
+    assert dept({**event, "event_class": "0501", "grid_code": town}) == "网岭镇人民政府"
+    assert dept({**event, "event_class": "0105", "grid_code": grid}) == "联星街道办事处"     # 先属地
