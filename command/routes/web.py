@@ -23,6 +23,18 @@ def city_map(request: Request):
     return templates.TemplateResponse(request, "map.html", {"demo": request.app.state.settings.demo})
 
 
+@router.get("/m", response_class=HTMLResponse)
+def inspector_phone(request: Request):
+    """The field inspector's phone page: report (with an offline outbox) and my tasks."""
+    return templates.TemplateResponse(request, "m.html", {"demo": request.app.state.settings.demo})
+
+
+@router.get("/console", response_class=HTMLResponse)
+def case_console(request: Request):
+    """The case console of operators, shift leads, dispatchers and departments."""
+    return templates.TemplateResponse(request, "console.html", {"demo": request.app.state.settings.demo})
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs():
     """The OpenAPI explorer, served from our vendored copy of Swagger UI (works offline)."""

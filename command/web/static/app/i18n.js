@@ -10,6 +10,44 @@ const STRINGS = {
     code: "编码", population: "人口", area: "面积", roads: "道路", buildings: "建筑", water: "水系",
     loading: "加载中…", switch: "English", parts_zoom: "放大到街道级别显示部件",
     parts_truncated: "视图内部件过多，仅显示前 5000 个，请放大",
+    // cases: shared
+    m_title: "监督员 · CityGrid Command", console_title: "案卷受理与处置 · CityGrid Command",
+    network_down: "网络不通，请稍后再试", case: "案卷", case_no: "案卷号", state: "状态", source: "来源",
+    deadline: "时限", stage_deadline: "阶段时限", handle_deadline: "处置时限", paused_at: "挂账时间",
+    closed_at: "结案时间", kind_event: "事件", kind_part: "部件", big_class: "大类", small_class: "小类",
+    choose_big: "请选择大类", choose_class: "请选择小类", choose: "请选择", description: "描述", address: "地址",
+    photos: "照片", no_photos: "暂无照片", tap_to_close: "点击关闭", when: "时间", who: "人员", action: "动作",
+    state_change: "状态变化", note: "备注", anonymous: "匿名", refresh: "刷新", actions: "可执行操作",
+    no_actions: "当前没有您可执行的操作", department: "处置部门", suggested: "建议部门", merge_into: "合并到案卷",
+    merge_other: "或输入案卷 ID", choose_merge_target: "请选择要合并到的案卷", ext_amount: "延期时长",
+    ext_kind: "单位", after_photo: "处置后照片（必需）", note_required: "说明（必填）", note_optional: "备注（可选）",
+    confirm_action: "确定", cancel: "取消", err_403: "无权限：", err_404: "找不到：", err_409: "冲突：",
+    err_422: "输入有误：", due_green: "正常", due_yellow: "临期", due_red: "超期", due_paused: "暂停",
+    ext_pending: "待审批", ext_approved: "已批准", ext_rejected: "已驳回", photo_report: "上报",
+    photo_before: "处置前", photo_after: "处置后", photo_evidence: "取证", maybe_duplicate: "可能重复",
+    choose_class_first: "请先选择小类",
+    // the phone page
+    take_photo: "拍照 / 选择照片", place_marker_first: "尚未定位：请在地图上点选或拖动标记到问题位置", offline: "离线", tab_report: "上报", tab_tasks: "我的任务", my_tasks: "我的任务", relocate: "重新定位",
+    send: "发送", queued: "待发送", locating: "正在定位…", no_geolocation: "此浏览器不能定位，请在地图上拖动标记",
+    geo_failed: "定位失败，请在地图上拖动标记：", position_unknown: "尚未定位", position_adjusted: "已手动调整位置",
+    gps_accuracy: "定位精度", drag_marker: "拖动标记调整位置", nearby_parts: "附近部件（点选即按部件上报）",
+    chosen_part: "已选部件", clear: "取消", remove: "移除", sending: "正在发送…",
+    queued_offline: "网络不通：已存入待发送队列，联网后自动发送", sent: "已发送：案卷", send_failed: "发送失败",
+    discard: "删除", discard_confirm: "删除这条未发送的上报？", login_again: "登录已过期，请重新登录后自动发送",
+    m_for_inspectors: "本页面供监督员使用；其他岗位请使用控制台", no_tasks: "暂无核实/核查任务",
+    task_verify: "核实", task_check: "核查", back: "返回", photos_before: "处置前照片", photos_after: "处置后照片",
+    you_are_here: "我的位置", straight_line: "直线距离", heading: "方向",
+    compass_0: "北", compass_1: "东北", compass_2: "东", compass_3: "东南", compass_4: "南", compass_5: "西南",
+    compass_6: "西", compass_7: "西北",
+    // the console
+    hotline: "热线受理", notifications: "通知", no_notifications: "没有未读通知", more: "更多",
+    pick_case: "从左侧列表选择案卷", all_states: "全部状态", all_classes: "全部类别", all_areas: "全部区域",
+    all_dues: "全部时限", all_sources: "全部来源", no_cases: "没有符合条件的案卷", part: "部件编码",
+    assignee: "核实/核查人", rework_return: "返工/退回次数", merged_into: "已合并到", duplicates: "可能重复的案卷",
+    merge_to_this: "合并到该案卷", timeline: "处理过程", reporters: "上报人", extensions: "延期",
+    inspectors_use_m: "监督员请使用手机页面", caller: "来电人", caller_name: "姓名", caller_phone: "电话",
+    pick_point: "请在地图上点击问题位置", photos_optional: "照片（可选）", submit_hotline: "提交受理",
+    description_needed: "请填写问题描述", hotline_done: "已受理，转监督员核实：",
   },
   en: {
     title: "City grid map · CityGrid Command", brand: "CityGrid Command", logout: "Log out",
@@ -21,11 +59,86 @@ const STRINGS = {
     status: "Status", klass: "Class", code: "Code", population: "Population", area: "Area", roads: "Roads",
     buildings: "Buildings", water: "Water", loading: "Loading…", switch: "中文",
     parts_zoom: "Zoom in to street level to see parts", parts_truncated: "Too many parts here: showing the first 5,000; zoom in",
+    m_title: "Inspector · CityGrid Command", console_title: "Cases · CityGrid Command",
+    network_down: "The network is down; try again shortly", case: "Case", case_no: "Case no.", state: "State",
+    source: "Source", deadline: "Due", stage_deadline: "Stage due", handle_deadline: "Handling due",
+    paused_at: "Suspended at", closed_at: "Closed at", kind_event: "Event", kind_part: "Part",
+    big_class: "Category", small_class: "Class", choose_big: "Choose a category", choose_class: "Choose a class",
+    choose: "Choose", description: "Description", address: "Address", photos: "Photos", no_photos: "No photos",
+    tap_to_close: "Tap to close", when: "When", who: "Who", action: "Action", state_change: "State", note: "Note",
+    anonymous: "Anonymous", refresh: "Refresh", actions: "Actions", no_actions: "Nothing for you to do on this case now",
+    department: "Department", suggested: "Suggested department", merge_into: "Merge into case",
+    merge_other: "or type a case id", choose_merge_target: "Choose the case to merge into",
+    ext_amount: "Extension", ext_kind: "Unit", after_photo: "Photo of the result (required)",
+    note_required: "Reason (required)", note_optional: "Note (optional)", confirm_action: "Confirm", cancel: "Cancel",
+    err_403: "Not allowed: ", err_404: "Not found: ", err_409: "Conflict: ", err_422: "Check the input: ",
+    due_green: "On time", due_yellow: "Near due", due_red: "Overdue", due_paused: "Paused",
+    ext_pending: "pending", ext_approved: "approved", ext_rejected: "rejected", photo_report: "Report",
+    photo_before: "Before", photo_after: "After", photo_evidence: "Evidence", maybe_duplicate: "Possible duplicates",
+    choose_class_first: "Choose a class first",
+    take_photo: "Take / choose photos", place_marker_first: "No GPS fix yet: tap the map or drag the marker to the problem", offline: "Offline", tab_report: "Report", tab_tasks: "My tasks", my_tasks: "My tasks", relocate: "Locate me",
+    send: "Send", queued: "Waiting", locating: "Locating…", no_geolocation: "This browser cannot locate; drag the marker",
+    geo_failed: "Could not locate; drag the marker: ", position_unknown: "Position not known yet",
+    position_adjusted: "Position adjusted by hand", gps_accuracy: "GPS accuracy", drag_marker: "Drag to adjust",
+    nearby_parts: "Nearby parts (tap to report that part)", chosen_part: "Part", clear: "Clear", remove: "Remove",
+    sending: "Sending…", queued_offline: "No network: kept in the outbox, sent when the network returns",
+    sent: "Sent: case", send_failed: "Not accepted", discard: "Delete", discard_confirm: "Delete this unsent report?",
+    login_again: "Session expired: log in again and the outbox is sent",
+    m_for_inspectors: "This page is for field inspectors; other roles use the console", no_tasks: "No verification or checking tasks",
+    task_verify: "Verify", task_check: "Check", back: "Back", photos_before: "Before", photos_after: "After",
+    you_are_here: "You are here", straight_line: "Straight line", heading: "heading",
+    compass_0: "N", compass_1: "NE", compass_2: "E", compass_3: "SE", compass_4: "S", compass_5: "SW",
+    compass_6: "W", compass_7: "NW",
+    hotline: "Hotline call", notifications: "Notifications", no_notifications: "No unread notifications", more: "More",
+    pick_case: "Pick a case from the list", all_states: "All states", all_classes: "All classes", all_areas: "All areas",
+    all_dues: "Any due status", all_sources: "All sources", no_cases: "No cases match", part: "Part id",
+    assignee: "Inspector", rework_return: "Rework / returns", merged_into: "Merged into", duplicates: "Possible duplicates",
+    merge_to_this: "Merge into this one", timeline: "Timeline", reporters: "Reporters", extensions: "Extensions",
+    inspectors_use_m: "Inspectors: use the phone page", caller: "Caller", caller_name: "Name", caller_phone: "Phone",
+    pick_point: "Click the map where the problem is", photos_optional: "Photos (optional)", submit_hotline: "Take the call",
+    description_needed: "Describe the problem", hotline_done: "Taken; sent to the inspector for verification:",
   },
+};
+
+// Names the server gives in Chinese (states, actions, roles): English here, the server's
+// own word in Chinese so the flow table stays the one source.
+const NAMES_EN = {
+  state: { verifying: "Verifying", reported: "To be filed", filed: "Filed", not_filed: "Not filed",
+           dispatched: "Dispatched", in_progress: "In progress", suspended: "Suspended", handled: "Handled",
+           checking: "Checking", checked: "Checked", closed: "Closed", void: "Void" },
+  action: { report: "Report", confirm: "Confirm", dismiss: "Dismiss", file: "File", reject: "Do not file",
+            dispatch: "Dispatch", accept: "Accept", return: "Return", request_extension: "Request extension",
+            approve_extension: "Approve extension", reject_extension: "Refuse extension", suspend: "Suspend",
+            resume: "Resume", handle: "Report handled", send_check: "Send to check", check_pass: "Check passed",
+            check_fail: "Check failed (rework)", close: "Close", void: "Void", merge: "Merge duplicate",
+            merged_in: "Merged in" },
+  role: { admin: "Administrator", leader: "Leader", commander: "Commander", shift_lead: "Shift lead",
+          operator: "Operator", dispatcher: "Dispatcher", department: "Department", inspector: "Inspector",
+          public: "Public" },
+  source: { inspector: "Inspector", public: "Public", hotline: "Hotline", device: "Device", video: "Video" },
+};
+const NAMES_ZH = {
+  state: { verifying: "核实中", reported: "待立案", filed: "已立案", not_filed: "不予立案", dispatched: "已派遣",
+           in_progress: "处置中", suspended: "挂账", handled: "处置完成", checking: "核查中", checked: "核查通过",
+           closed: "已结案", void: "作废" },
+  action: { report: "上报", merged_in: "合并并入" },
+  role: { admin: "系统管理员", leader: "领导", commander: "指挥长", shift_lead: "值班长", operator: "受理员",
+          dispatcher: "派遣员", department: "专业部门", inspector: "监督员", public: "公众" },
+  source: { inspector: "监督员上报", public: "公众举报", hotline: "12345热线", device: "设备告警", video: "视频发现" },
 };
 let LANG = localStorage.getItem("citygrid.lang") || "zh";
 
 function t(key) { return (STRINGS[LANG] && STRINGS[LANG][key]) || STRINGS.zh[key] || key; }
+
+function named(kind, code, serverName) {
+  if (LANG === "en") return NAMES_EN[kind][code] || serverName || code;
+  // The server's name unless it only echoed the code back (e.g. the 'report' entry).
+  return (serverName && serverName !== code ? serverName : NAMES_ZH[kind][code]) || code;
+}
+function stateName(code, serverName) { return named("state", code, serverName); }
+function actionName(code, serverName) { return named("action", code, serverName); }
+function roleName(code, serverName) { return named("role", code, serverName); }
+function sourceName(code) { return named("source", code); }
 
 function applyLanguage() {
   document.documentElement.lang = LANG === "zh" ? "zh-CN" : "en";
