@@ -314,7 +314,7 @@ def demo_seed(seed: Annotated[int, typer.Option(help="random seed of the generat
     from command.demo import seed_demo
 
     with owner_connection() as conn:
-        summary = seed_demo(conn, seed=seed, force=force, log=typer.echo)
+        summary = seed_demo(conn, data_dir=s.data_dir, seed=seed, force=force, log=typer.echo)
     typer.echo(summary)
 
 

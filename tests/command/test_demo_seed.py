@@ -1,21 +1,52 @@
 """The demo city goes in through the real importers and is usable through the API at once."""
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from command.app import create_app
 from command.demo import DEMO_PASSWORD, seed_demo
-from gis.db import open_pool
+from gis.config import Settings
+from gis.db import connect, open_pool
+from tests.conftest import TEST_SECRET
+
+
+@pytest.fixture(scope="module")
+def demo_db(pg_cluster, template_db, tmp_path_factory):
+    """One seeded demo city for the whole module (seeding takes a while); tests only read it,
+    except the forced re-seed, which must leave it as it was."""
+    name = "demo_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    with connect(pg_cluster.url(name)) as conn:
+        summary = seed_demo(conn, data_dir=data_dir, seed=2026, log=lambda _: None)
+    yield pg_cluster.url(name), data_dir, summary
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def seeded(db):
-    summary = seed_demo(db, seed=2026, log=lambda _: None)
-    return summary
+def db(demo_db):
+    with connect(demo_db[0]) as conn:
+        yield conn
 
 
-def test_seed_fills_the_city_and_is_idempotent(seeded, db):
+@pytest.fixture
+def settings(demo_db, tmp_path):
+    return Settings(demo=False, database_url=demo_db[0], secret_key=TEST_SECRET, timer_interval_seconds=0,
+                    data_dir=demo_db[1], run_dir=tmp_path / "run")
+
+
+@pytest.fixture
+def seeded(demo_db):
+    return demo_db[2]
+
+
+def test_seed_fills_the_city_and_is_idempotent(seeded, db, settings):
     counts = db.execute(
         "SELECT (SELECT count(*) FROM street) streets, (SELECT count(*) FROM community) communities,"
         " (SELECT count(*) FROM grid) grids, (SELECT count(*) FROM part) parts,"
@@ -28,15 +59,31 @@ def test_seed_fills_the_city_and_is_idempotent(seeded, db):
     assert counts["parts"] >= 10_000 and counts["classes"] == counts["catalog_classes"]
     assert counts["roads"] > 0 and counts["buildings"] > 0 and counts["water"] > 0
     assert counts["odd"] == 0 and counts["imports"] == 2
-    again = seed_demo(db, seed=2026, log=lambda _: None)
+    assert "accounts created: admin" in seeded
+    again = seed_demo(db, data_dir=settings.data_dir, seed=2026, log=lambda _: None)
     assert "already seeded" in again
     assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == counts["parts"]
 
 
-def test_forced_reseed_upserts_instead_of_duplicating(seeded, db):
-    before = db.execute("SELECT count(*) AS n FROM part").fetchone()["n"]
-    seed_demo(db, seed=2026, force=True, log=lambda _: None)
-    assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == before
+def test_forced_reseed_upserts_instead_of_duplicating(seeded, db, settings):
+    before = db.execute("SELECT (SELECT count(*) FROM part) AS parts, (SELECT count(*) FROM case_file) AS cases"
+                        ).fetchone()
+    seed_demo(db, data_dir=settings.data_dir, seed=2026, force=True, log=lambda _: None)
+    assert db.execute("SELECT (SELECT count(*) FROM part) AS parts, (SELECT count(*) FROM case_file) AS cases"
+                      ).fetchone() == before
+
+
+def test_demo_cases_cover_every_state_through_real_transitions(seeded, db):
+    states = {r["state"]: r["n"] for r in db.execute("SELECT state, count(*) AS n FROM case_file GROUP BY 1")}
+    assert set(states) == {"verifying", "reported", "filed", "dispatched", "in_progress", "handled", "checking",
+                           "checked", "closed", "not_filed", "void"}
+    # Every state change is in the history, and closed cases went the whole way.
+    closed_path = db.execute(
+        "SELECT string_agg(action, ',' ORDER BY id) AS path FROM case_transition WHERE case_id ="
+        " (SELECT id FROM case_file WHERE state = 'closed' AND source = 'inspector' LIMIT 1)").fetchone()["path"]
+    assert closed_path == "report,file,dispatch,accept,handle,send_check,check_pass,close"
+    inspectors = db.execute("SELECT count(*) AS n FROM app_user WHERE role = 'inspector'").fetchone()["n"]
+    assert inspectors == db.execute("SELECT count(*) AS n FROM community").fetchone()["n"]
 
 
 def test_demo_accounts_log_in_and_see_the_city(seeded, settings, db):
