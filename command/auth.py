@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "case.read": ALL,                # which cases: workflows.cases.visibility
     "case.act": ALL,                 # which actions: the transition table
     "apikey.manage": frozenset({"admin"}),
+    # 综合评价: whole tables for these; departments and inspectors see their own row only.
+    "evaluation.read": frozenset({"admin", "leader", "commander", "shift_lead", "department", "inspector"}),
     "user.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "leader"}),
 }

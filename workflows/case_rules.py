@@ -125,9 +125,9 @@ def merge_into(ctx: Ctx) -> None:
     ctx.detail["merged_into"] = target
     survivor = ctx.conn.execute("SELECT state FROM case_file WHERE id = %s FOR UPDATE", (target,)).fetchone()
     ctx.conn.execute(
-        "INSERT INTO case_transition (case_id, actor_id, actor, role, action, from_state, to_state, note, detail)"
-        " VALUES (%s, %s, %s, %s, 'merged_in', %s, %s, %s, %s)",
-        (target, ctx.actor.id, ctx.actor.username, ctx.actor.role, survivor["state"], survivor["state"],
+        "INSERT INTO case_transition (case_id, at, actor_id, actor, role, action, from_state, to_state, note, detail)"
+        " VALUES (%s, %s, %s, %s, %s, 'merged_in', %s, %s, %s, %s)",
+        (target, ctx.now, ctx.actor.id, ctx.actor.username, ctx.actor.role, survivor["state"], survivor["state"],
          ctx.request.note, psycopg.types.json.Jsonb({"case_no": ctx.case["case_no"], "case_id": case_id})))
 
 

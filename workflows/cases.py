@@ -142,22 +142,23 @@ def find_duplicates(conn: psycopg.Connection, kind: str, class_code: str, lon: f
 
 
 def _insert_photos(conn: psycopg.Connection, case_id: int, transition_id: int, photos: list[StoredPhoto],
-                   by: str) -> None:
+                   by: str, at: dt.datetime) -> None:
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO case_photo (case_id, transition_id, kind, path, thumb_path, width, height, bytes, sha256,"
-            " uploaded_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(case_id, transition_id, p.kind, p.path, p.thumb_path, p.width, p.height, p.bytes, p.sha256, by)
+            " uploaded_by, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(case_id, transition_id, p.kind, p.path, p.thumb_path, p.width, p.height, p.bytes, p.sha256, by, at)
              for p in photos])
 
 
 def _record(conn: psycopg.Connection, case_id: int, actor: Any | None, source: str, action: str,
-            from_state: str | None, to_state: str, note: str | None, detail: dict) -> int:
+            from_state: str | None, to_state: str, note: str | None, detail: dict, at: dt.datetime) -> int:
+    """One history row, stamped with the time the action took effect."""
     actor_id, name, role = actor_label(actor, source)
     return conn.execute(
-        "INSERT INTO case_transition (case_id, actor_id, actor, role, action, from_state, to_state, note, detail)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (case_id, actor_id, name, role, action, from_state, to_state, note, Jsonb(detail))).fetchone()["id"]
+        "INSERT INTO case_transition (case_id, at, actor_id, actor, role, action, from_state, to_state, note,"
+        " detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (case_id, at, actor_id, name, role, action, from_state, to_state, note, Jsonb(detail))).fetchone()["id"]
 
 
 def report(conn: psycopg.Connection, desk: CaseDesk, r: NewReport, actor: Any | None = None,
@@ -197,8 +198,8 @@ def report(conn: psycopg.Connection, desk: CaseDesk, r: NewReport, actor: Any | 
         detail = {"grid_code": grid, "duplicates": [d["id"] for d in duplicates],
                   "suggested_dept_id": changes["suggested_dept_id"]}
         transition_id = _record(conn, case["id"], actor, r.source, "report", None, state, r.description or None,
-                                detail)
-        _insert_photos(conn, case["id"], transition_id, list(photos), name)
+                                detail, now)
+        _insert_photos(conn, case["id"], transition_id, list(photos), name, now)
         audit(conn, actor=name, actor_id=actor_id, action="case.report", entity="case", entity_id=str(case["id"]),
               detail={"case_no": case["case_no"], "source": r.source, "state": state})
         _announce_tasks(conn, case, changes, state)
@@ -295,8 +296,8 @@ def act(conn: psycopg.Connection, desk: CaseDesk, case_id: int, action: str, act
                 ctx.changes.update(ctx.clock.enter_stage(case, target.clock, now))
         _update(conn, case_id, ctx.changes, now, state=transition.target)
         transition_id = _record(conn, case_id, actor, "", action, case["state"], transition.target,
-                                request.note, ctx.detail)
-        _insert_photos(conn, case_id, transition_id, list(photos), actor.username)
+                                request.note, ctx.detail, now)
+        _insert_photos(conn, case_id, transition_id, list(photos), actor.username, now)
         audit(conn, actor=actor.username, actor_id=actor.id, action=f"case.{action}", entity="case",
               entity_id=str(case_id), detail={"from": case["state"], "to": transition.target, **ctx.detail})
         if transition.target == "filed" and action == "return":

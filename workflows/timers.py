@@ -54,15 +54,15 @@ def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: in
             what = f"{t['stage']}阶段" if t["kind"].startswith("stage") else "处置"
             message = f"案卷 {t['case_no']} {what}{'即将到期' if t['kind'].endswith('warn') else '已超时'}（{label}）"
             for target in _recipients(t["kind"], t):
-                notes.append((f"case.{t['kind']}", message, t["case_id"], target.get("user_id"),
-                              target.get("role"), target.get("dept_id")))
-            history.append((t["case_id"], "escalate" if t["kind"].endswith("due") else "warn", t["state"],
+                notes.append((now, f"case.{t['kind']}", message, t["case_id"], target.get("user_id"),
+                          target.get("role"), target.get("dept_id")))
+            history.append((t["case_id"], now, "escalate" if t["kind"].endswith("due") else "warn", t["state"],
                             t["state"], message, Jsonb({"timer": t["kind"], "due_at": t["due_at"].isoformat()})))
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO notification (kind, message, case_id, user_id, role, dept_id)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)", notes)
-            cur.executemany("INSERT INTO case_transition (case_id, actor, role, action, from_state, to_state, note,"
-                            " detail) VALUES (%s, 'system', 'system', %s, %s, %s, %s, %s)", history)
+            cur.executemany("INSERT INTO notification (at, kind, message, case_id, user_id, role, dept_id)"
+                            " VALUES (%s, %s, %s, %s, %s, %s, %s)", notes)
+            cur.executemany("INSERT INTO case_transition (case_id, at, actor, role, action, from_state, to_state,"
+                            " note, detail) VALUES (%s, %s, 'system', 'system', %s, %s, %s, %s, %s)", history)
         for case_id in {t["case_id"] for t in due}:
             live(conn, "case", case_id)
     return len(due)

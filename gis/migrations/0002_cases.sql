@@ -81,6 +81,7 @@ CREATE TABLE case_transition (
 );
 CREATE INDEX case_transition_case_idx ON case_transition (case_id, id);
 CREATE INDEX case_transition_action_idx ON case_transition (action, at);
+CREATE INDEX case_transition_at_idx ON case_transition (at);
 CREATE TRIGGER case_transition_append_only BEFORE UPDATE OR DELETE ON case_transition
   FOR EACH ROW EXECUTE FUNCTION audit_log_is_append_only();
 
