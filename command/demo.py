@@ -24,8 +24,7 @@ DEMO_ROUTING = Path(__file__).parent / "seed" / "demo_routing.yaml"
 CITY_DEPARTMENT = "县城市管理和综合执法局"
 
 
-def _demo_accounts(city: DemoCity) -> list[dict]:
-    first_community = city.grids["code"].iloc[0][:12]
+def _demo_accounts(first_community: str) -> list[dict]:
     return [
         {"username": "admin", "role": "admin", "display_name": "系统管理员"},
         {"username": "leader", "role": "leader", "display_name": "王县长"},
@@ -34,7 +33,7 @@ def _demo_accounts(city: DemoCity) -> list[dict]:
         {"username": "operator", "role": "operator", "display_name": "陈受理员"},
         {"username": "dispatcher", "role": "dispatcher", "display_name": "刘派遣员"},
         {"username": "dept", "role": "department", "display_name": "城管执法局值守",
-         "dept": CITY_DEPARTMENT if CITY_DEPARTMENT in city.departments else city.departments[0]},
+         "dept": CITY_DEPARTMENT},
         {"username": "inspector", "role": "inspector", "display_name": "周监督员", "areas": [first_community]},
     ]
 
@@ -57,27 +56,41 @@ def already_seeded(conn: psycopg.Connection, county_code: str) -> bool:
 
 def seed_demo(conn: psycopg.Connection, *, data_dir: Path, seed: int = 2026, force: bool = False,
               log: Callable[[str], None] = print, now: dt.datetime | None = None) -> str:
-    if already_seeded(conn, COUNTY_CODE) and not force:
-        return f"demo city {COUNTY_NAME} ({COUNTY_CODE}) is already seeded; --force to load it again"
-    city = generate_city(seed)
-    log(f"generated {city.county_name}: {len(city.grids)} grids, {len(city.parts)} parts, "
-        f"{len(city.roads)} roads, {len(city.buildings)} buildings")
-    grids = import_grids(conn, city.grids, source=f"demo seed {seed}", actor="demo",
-                         county_name=city.county_name)
-    parts = import_parts(conn, _with_part_ids(city), source=f"demo seed {seed}", actor="demo")
-    routing = load_routing(conn, yaml.safe_load(DEMO_ROUTING.read_text(encoding="utf-8")), actor="demo")
-    layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water, actor="demo")
-    created = []
-    with conn.transaction():
-        for account in _demo_accounts(city):
-            if not conn.execute("SELECT 1 FROM app_user WHERE username = %s", (account["username"],)).fetchone():
-                create_user(conn, password=DEMO_PASSWORD, actor="demo", **account)
-                created.append(account["username"])
-    cases = 0
+    """Seed what is missing — the city, the demo accounts, the demo cases — so running it
+    again (or on a database from an older version) fills gaps and changes nothing else."""
+    done = []
+    if force or not already_seeded(conn, COUNTY_CODE):
+        done.append(_seed_city(conn, seed, log))
+    created = _seed_accounts(conn)
+    if created:
+        done.append(f"accounts created: {', '.join(created)} (password {DEMO_PASSWORD})")
     if conn.execute("SELECT count(*) AS n FROM case_file").fetchone()["n"] == 0:
         cases = seed_cases(conn, CaseDesk.default(), seed=seed, password=DEMO_PASSWORD, data_dir=data_dir,
                            now=now or dt.datetime.now(dt.timezone.utc))
-    return (f"demo city {city.county_name}: {grids.imported} grids, {parts.imported} parts, "
-            f"{layers['basemap_road']} roads, {layers['basemap_building']} buildings, "
-            f"{routing['rules']} routing rules, {cases} cases; "
-            f"accounts created: {', '.join(created) or 'none (already there)'} (password {DEMO_PASSWORD})")
+        done.append(f"{cases} demo cases")
+    return (f"demo city {COUNTY_NAME} ({COUNTY_CODE}): " + "; ".join(done)) if done else \
+        f"demo city {COUNTY_NAME} ({COUNTY_CODE}) is already seeded; --force to load it again"
+
+
+def _seed_city(conn: psycopg.Connection, seed: int, log: Callable[[str], None]) -> str:
+    city = generate_city(seed)
+    log(f"generated {city.county_name}: {len(city.grids)} grids, {len(city.parts)} parts, "
+        f"{len(city.roads)} roads, {len(city.buildings)} buildings")
+    grids = import_grids(conn, city.grids, source=f"demo seed {seed}", actor="demo", county_name=city.county_name)
+    parts = import_parts(conn, _with_part_ids(city), source=f"demo seed {seed}", actor="demo")
+    routing = load_routing(conn, yaml.safe_load(DEMO_ROUTING.read_text(encoding="utf-8")), actor="demo")
+    layers = basemap.replace_layers(conn, city.roads, city.buildings, city.water, actor="demo")
+    return (f"{grids.imported} grids, {parts.imported} parts, {layers['basemap_road']} roads, "
+            f"{layers['basemap_building']} buildings, {routing['rules']} routing rules")
+
+
+def _seed_accounts(conn: psycopg.Connection) -> list[str]:
+    """The demo accounts that do not exist yet (the inspector patrols the first community)."""
+    first_community = conn.execute("SELECT min(code) AS c FROM community").fetchone()["c"]
+    created = []
+    with conn.transaction():
+        for account in _demo_accounts(first_community):
+            if not conn.execute("SELECT 1 FROM app_user WHERE username = %s", (account["username"],)).fetchone():
+                create_user(conn, password=DEMO_PASSWORD, actor="demo", **account)
+                created.append(account["username"])
+    return created

@@ -296,8 +296,9 @@ def _draw_raster(frame: _RasterFrame, geoms: np.ndarray, label_dtype: type) -> n
 
 # ---------------------------------------------------------------------- cache
 class GridIndexCache:
-    """Holds a GridIndex and rebuilds it when the grid table changes: checks
-    `SELECT count(*), max(updated_at) FROM grid` at most every `check_seconds`.
+    """Holds a GridIndex and rebuilds it when the grid table changes: checks the change
+    counter `SELECT n FROM grid_version` (bumped by a trigger on every statement that
+    changes grid, migration 0003) at most every `check_seconds`.
 
     Thread-safe; a caller arriving during a rebuild waits for it.
     """
@@ -308,7 +309,7 @@ class GridIndexCache:
         self._check_seconds = check_seconds
         self._lock = threading.Lock()
         self._index: GridIndex | None = None
-        self._version: tuple | None = None
+        self._version: int | None = None
         self._checked_at = -math.inf
 
     def get(self) -> GridIndex:
@@ -325,7 +326,9 @@ class GridIndexCache:
             return self._index
 
 
-def _grid_version(conn: psycopg.Connection) -> tuple:
+def _grid_version(conn: psycopg.Connection) -> int:
+    """The grid change counter. Unlike count(*) and max(updated_at) it also moves for an
+    import that commits after a later one, and for SQL that leaves updated_at alone."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute("SELECT count(*), max(updated_at) FROM grid")
-        return tuple(cur.fetchone())
+        cur.execute("SELECT n FROM grid_version")
+        return int(cur.fetchone()[0])

@@ -9,13 +9,14 @@ id QGIS shows, so a person can find the feature the report names.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -31,6 +32,9 @@ from gis.errors import Invalid
 
 SUPPORTED = "GeoJSON (.geojson/.json), GeoPackage (.gpkg), Shapefile (.shp or a .zip holding one)"
 WGS84 = 4326
+KM_PER_DEGREE = 111.32             # one degree of latitude, near enough to tell 5 km from 50 km
+PROGRESS_EVERY = 1_000             # features between progress-bar updates
+T = TypeVar("T")
 
 
 class ImportFileError(Invalid):
@@ -49,7 +53,7 @@ def read_layer(path: Path, layer: str | None = None,
     without features, a layer without a coordinate reference system."""
     path = Path(path)
     if not path.exists():
-        raise ImportFileError(f"{path}: file not found")
+        raise ImportFileError(f"{path}: file not found{_missing_shp_hint(path)}")
     source = _gdal_source(path)
     layer = _choose_layer(path, source, layer)
     info = _layer_info(path, source, layer)
@@ -101,6 +105,14 @@ def _gdal_source(path: Path) -> str:
         raise ImportFileError(f"{path}: no {path.stem}.prj beside the shapefile, so its coordinate "
                               "reference system is unknown; add the .prj exported with the data")
     return str(path)
+
+
+def _missing_shp_hint(path: Path) -> str:
+    """A .dbf left without its .shp is a common copying mistake: say which part is missing."""
+    if path.suffix.lower() != ".shp" or not path.parent.is_dir() or not _sidecar(path, ".dbf"):
+        return ""
+    return (f"; only {path.stem}.dbf (the attribute table) is there, the .shp holding the geometry "
+            "is missing: copy all of the shapefile's files (.shp, .shx, .dbf, .prj) or zip them")
 
 
 def _sidecar(path: Path, suffix: str) -> bool:
@@ -193,12 +205,14 @@ class Problems:
     """Problems found in one pass over a file, and which features they reject.
 
     Row problems reject their feature; area problems (a gap in a community) belong to no
-    feature: they refuse the file unless skip_invalid, and are reported either way."""
+    feature: they refuse the file unless skip_invalid, and are reported either way. File
+    problems (the file's CRS looks wrong) reject every feature and are listed first."""
 
     def __init__(self, n: int):
         self.rejected = np.zeros(n, dtype=bool)
         self._rows: list[tuple[int, str | None, str]] = []
         self._areas: list[Problem] = []
+        self._files: list[Problem] = []
 
     def add(self, row: int, field: str | None, message: str) -> None:
         self.rejected[row] = True
@@ -207,14 +221,19 @@ class Problems:
     def add_area(self, where: str, message: str) -> None:
         self._areas.append(Problem(where, None, message))
 
+    def add_file(self, field: str | None, message: str) -> None:
+        """A problem of the whole file: every feature is equally suspect, so all are rejected."""
+        self.rejected[:] = True
+        self._files.append(Problem("file", field, message))
+
     def __bool__(self) -> bool:
-        return bool(self._rows or self._areas)
+        return bool(self._rows or self._areas or self._files)
 
     def listed(self, labels: Sequence[str]) -> list[Problem]:
-        """Problems ordered by feature (then in the order found), area problems last."""
+        """File problems first, then by feature (then in the order found), area problems last."""
         ordered = sorted(range(len(self._rows)), key=lambda k: (self._rows[k][0], k))
         rows = [Problem(labels[self._rows[k][0]], self._rows[k][1], self._rows[k][2]) for k in ordered]
-        return rows + self._areas
+        return self._files + rows + self._areas
 
 
 def feature_labels(index: pd.Index, keys: Sequence[str | None]) -> list[str]:
@@ -230,13 +249,14 @@ def make_report(kind: str, source: str, labels: Sequence[str], problems: Problem
 
 # ---------------------------------------------------------------------------- values
 def is_blank(value: object) -> bool:
+    # called for every cell of a file: the common cases (None, text) are tested first
     if value is None:
         return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    if value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, str) and not value.strip()
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (float, np.floating)):
+        return value != value          # NaN
+    return value is pd.NA or value is pd.NaT
 
 
 def display(value: object) -> str | None:
@@ -292,9 +312,19 @@ def to_wgs84(gdf: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def check_geometries(geoms: np.ndarray, allowed: set[str], expected: str,
-                     problems: Problems) -> np.ndarray:
+                     problems: Problems, progress: Progress | None = None) -> np.ndarray:
     """Report missing, empty, wrongly typed, invalid and out-of-range geometries;
-    returns the mask of usable ones."""
+    returns the mask of usable ones. Works through the features in chunks so that the
+    progress bar moves on a large file."""
+    usable = np.zeros(len(geoms), dtype=bool)
+    chunks = progress.chunks(len(geoms)) if progress else [slice(0, len(geoms))]
+    for part in chunks:
+        usable[part] = _check_geometry_chunk(geoms[part], part.start, allowed, expected, problems)
+    return usable
+
+
+def _check_geometry_chunk(geoms: np.ndarray, first_row: int, allowed: set[str], expected: str,
+                          problems: Problems) -> np.ndarray:
     missing = shapely.is_missing(geoms)
     empty = ~missing & shapely.is_empty(geoms)
     types = np.array(["" if g is None else g.geom_type for g in geoms], dtype=object)
@@ -306,19 +336,58 @@ def check_geometries(geoms: np.ndarray, allowed: set[str], expected: str,
     with np.errstate(invalid="ignore"):
         in_range = ((bounds[:, 0] >= -180) & (bounds[:, 2] <= 180)
                     & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
-    for row in np.flatnonzero(missing):
-        problems.add(row, "geometry", "no geometry")
-    for row in np.flatnonzero(empty):
-        problems.add(row, "geometry", "empty geometry")
-    for row in np.flatnonzero(wrong_type):
-        problems.add(row, "geometry", f"is a {types[row]}, expected {expected}")
-    for row in np.flatnonzero(checkable & ~valid):
-        problems.add(row, "geometry", f"invalid geometry: {shapely.is_valid_reason(geoms[row])}")
+    for k in np.flatnonzero(missing):
+        problems.add(first_row + k, "geometry", "no geometry")
+    for k in np.flatnonzero(empty):
+        problems.add(first_row + k, "geometry", "empty geometry")
+    for k in np.flatnonzero(wrong_type):
+        problems.add(first_row + k, "geometry", f"is a {types[k]}, expected {expected}")
+    for k in np.flatnonzero(checkable & ~valid):
+        problems.add(first_row + k, "geometry", f"invalid geometry: {shapely.is_valid_reason(geoms[k])}")
     out_of_range = checkable & valid & ~in_range
-    for row in np.flatnonzero(out_of_range):
-        problems.add(row, "geometry", "coordinates fall outside longitude/latitude after reprojection; "
-                                      "is the file's coordinate reference system right?")
+    for k in np.flatnonzero(out_of_range):
+        problems.add(first_row + k, "geometry", "coordinates fall outside longitude/latitude after "
+                                                "reprojection; is the file's coordinate reference system right?")
     return checkable & valid & in_range
+
+
+@dataclass(frozen=True)
+class Extent:
+    """A lon/lat bounding box (EPSG:4326)."""
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+
+    @classmethod
+    def of(cls, geoms: np.ndarray) -> Extent:
+        return cls(*(float(v) for v in shapely.total_bounds(geoms)))
+
+    def distance_km(self, other: Extent) -> float:
+        """Distance between the two boxes (0 when they touch or overlap), on a sphere flattened
+        at their mean latitude: rough, but a wrong CRS puts a file tens to thousands of km off."""
+        dx = max(0.0, self.minx - other.maxx, other.minx - self.maxx)
+        dy = max(0.0, self.miny - other.maxy, other.miny - self.maxy)
+        mean_lat = math.radians((self.miny + self.maxy + other.miny + other.maxy) / 4)
+        return math.hypot(dx * math.cos(mean_lat), dy) * KM_PER_DEGREE
+
+    def __str__(self) -> str:
+        return f"lon {self.minx:.4f} to {self.maxx:.4f}, lat {self.miny:.4f} to {self.maxy:.4f}"
+
+
+def grid_extent(conn: psycopg.Connection) -> Extent | None:
+    """The extent of the unit grids in the database (the jurisdiction); None when there are none."""
+    row = conn.execute("SELECT ST_XMin(e) AS x0, ST_YMin(e) AS y0, ST_XMax(e) AS x1, ST_YMax(e) AS y1"
+                       " FROM (SELECT ST_Extent(geom) AS e FROM grid) s").fetchone()
+    values = [row[k] for k in ("x0", "y0", "x1", "y1")] if isinstance(row, dict) else list(row)
+    return None if values[0] is None else Extent(*(float(v) for v in values))
+
+
+def describe_crs(crs: object) -> str:
+    """'EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E)' for a report line."""
+    crs = CRS.from_user_input(crs)
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg} ({crs.name})" if epsg else crs.name
 
 
 def metric_transformers(geoms: np.ndarray) -> tuple[Transformer, Transformer]:
@@ -374,27 +443,44 @@ def record_run(conn: psycopg.Connection, report: ImportReport, *, actor: str, en
     return run_id
 
 
-class Stages:
-    """A stage-by-stage progress bar on stderr (silent unless asked for); calling it with
-    the next stage's name completes the current one."""
+class Progress:
+    """A progress bar on stderr (silent unless asked for), stage by stage. Within a stage it
+    counts features, moved on by `each` and `chunks` every PROGRESS_EVERY features, so on a
+    large file the bar advances through validation instead of jumping once per stage."""
 
-    def __init__(self, kind: str, total: int, enabled: bool):
+    def __init__(self, kind: str, features: int, enabled: bool):
         self._kind = kind
-        self._current: str | None = None
-        self._bar = tqdm(total=total, desc=kind, unit="step", file=sys.stderr,
-                         disable=not enabled, leave=True)
+        self._features = features
+        # Updates already come in chunks of PROGRESS_EVERY features: draw each one.
+        self._bar = tqdm(total=features, desc=kind, unit="feature", file=sys.stderr,
+                         disable=not enabled, leave=True, mininterval=0, miniters=1)
 
-    def __call__(self, name: str) -> None:
-        if self._current is not None:
-            self._bar.update(1)
-        self._current = name
-        self._bar.set_description(f"{self._kind}: {name}")
+    def stage(self, name: str, passes: int = 1, features: int | None = None) -> None:
+        """Start a stage that goes `passes` times over `features` (default: the file's)."""
+        self._bar.set_description(f"{self._kind}: {name}", refresh=False)
+        self._bar.reset(total=(self._features if features is None else features) * passes)
 
-    def __enter__(self) -> "Stages":
+    def chunks(self, n: int) -> Iterator[slice]:
+        """Slices of range(n), PROGRESS_EVERY long; the bar moves on after each is done."""
+        for start in range(0, n, PROGRESS_EVERY):
+            stop = min(start + PROGRESS_EVERY, n)
+            yield slice(start, stop)
+            self._bar.update(stop - start)
+
+    def each(self, items: Sequence[T]) -> Iterator[T]:
+        """The items one by one (one pass of the stage), moving the bar on every chunk."""
+        for part in self.chunks(len(items)):
+            yield from items[part]
+
+    def advance(self, features: int) -> None:
+        self._bar.update(features)
+
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is None and self._current is not None:
-            self._bar.set_description(f"{self._kind}: done")
-            self._bar.update(1)
+        if exc_type is None:
+            self._bar.set_description(f"{self._kind}: done", refresh=False)
+            self._bar.reset(total=self._features)
+            self._bar.update(self._features)
         self._bar.close()

@@ -10,10 +10,14 @@ Decisions worth knowing:
 - Ids missing from the file are assigned per (county, class), continuing after the
   largest sequence used in the database or anywhere in the file, in file order.
 - Departments (主管部门/权属单位/养护单位) are given by name; missing ones are created.
+- currency (现势性) is 在用 (in use) or 作废 (withdrawn), 在用 for a new part; photo is a
+  path or URL stored as given, a reference only (nothing is fetched).
 - Upsert by id. On an update a blank value keeps what the database has (so a re-import
-  without a status column does not reset a part reported 破损); geometry, location and
-  grid always follow the file. A new part without a name is named class name +
-  sequence, e.g. "上水井盖000017".
+  without a status column does not reset a part reported 破损, nor one without currency
+  revive a part marked 作废); geometry, location and grid always follow the file. A new
+  part without a name is named class name + sequence, e.g. "上水井盖000017".
+- When every feature falls outside the unit grids, one whole-file problem says the file's
+  CRS is probably wrong, giving the file's extent and the jurisdiction's.
 - A numeric class_code (read from a number column, 101) is widened to 4 digits (0101);
   a text class_code must be exactly 4 digits.
 """
@@ -21,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -31,17 +36,20 @@ import shapely
 from gis.codes import CodeError, make_part_id, parse_part_id
 from gis.grid_index import GridIndex
 from gis.importing import (
+    Extent,
     ImportRefused,
     ImportReport,
     Problems,
-    Stages,
+    Progress,
     check_frame,
     check_geometries,
     column_values,
     copy_rows,
+    describe_crs,
     display,
     ewkb_hex,
     feature_labels,
+    grid_extent,
     lock_imports,
     lonlat_text,
     make_report,
@@ -54,6 +62,8 @@ from gis.parts import PART_STATUSES
 KIND = "parts"
 PART_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 SOURCES = ("实测", "地形图", "调绘", "其它")   # survey source: measured, topographic map, field mapping, other
+CURRENCIES = ("在用", "作废")                 # 现势性: in use, withdrawn (part.currency)
+MAX_PHOTO_CHARS = 2048                        # a path or URL, not the picture itself
 DEPARTMENT_FIELDS = ("dept_owner",          # 主管部门
                      "dept_rights",         # 权属单位
                      "dept_maintainer")     # 养护单位
@@ -62,8 +72,8 @@ DEPARTMENT_FIELDS = ("dept_owner",          # 主管部门
 def import_parts(conn: psycopg.Connection, gdf: gpd.GeoDataFrame, *, source: str, actor: str,
                  skip_invalid: bool = False, progress: bool = False) -> ImportReport:
     """Import parts (points, lines or polygons with a 4-digit `class_code`; optional `id`,
-    `name`, `status`, `dept_owner`, `dept_rights`, `dept_maintainer`, `source`,
-    `surveyed_on`) in one transaction, upserting by id.
+    `name`, `status`, `currency`, `dept_owner`, `dept_rights`, `dept_maintainer`, `source`,
+    `surveyed_on`, `photo`) in one transaction, upserting by id.
 
     Raises ImportRefused (nothing written) when the file has problems and skip_invalid is
     False. See the module docstring for how grids, ids and blanks are decided."""
@@ -72,41 +82,60 @@ def import_parts(conn: psycopg.Connection, gdf: gpd.GeoDataFrame, *, source: str
     raw_classes = column_values(gdf, "class_code")
     labels = feature_labels(gdf.index, [_part_key(i, c) for i, c in zip(raw_ids, raw_classes)])
     problems = Problems(len(gdf))
-    with Stages(KIND, 5, progress) as stage, conn.transaction():
+    with Progress(KIND, len(gdf), progress) as bar, conn.transaction():
         lock_imports(conn)
-        stage("geometry")
+        bar.stage("geometry")
         geoms = to_wgs84(gdf)
-        usable = check_geometries(geoms, PART_TYPES, "a point, line or polygon", problems)
+        usable = check_geometries(geoms, PART_TYPES, "a point, line or polygon", problems, bar)
 
-        stage("fields")
+        bar.stage("fields", passes=7)           # one pass per bar.each below
         class_names = _catalog(conn)
-        classes = _parse_classes(raw_classes, class_names, problems)
-        ids = _parse_ids(raw_ids, raw_classes, labels, problems)
-        statuses = _parse_choices(column_values(gdf, "status"), PART_STATUSES, "status", problems)
-        origins = _parse_choices(column_values(gdf, "source"), SOURCES, "source", problems)
-        surveyed = _parse_dates(column_values(gdf, "surveyed_on"), problems)
+        classes = _parse_classes(bar.each(raw_classes), class_names, problems)
+        ids = _parse_ids(bar.each(raw_ids), raw_classes, labels, problems)
+        statuses = _parse_choices(bar.each(column_values(gdf, "status")), PART_STATUSES, "status", problems)
+        currencies = _parse_choices(bar.each(column_values(gdf, "currency")), CURRENCIES, "currency",
+                                    problems)
+        origins = _parse_choices(bar.each(column_values(gdf, "source")), SOURCES, "source", problems)
+        surveyed = _parse_dates(bar.each(column_values(gdf, "surveyed_on")), problems)
+        photos = _parse_photos(bar.each(column_values(gdf, "photo")), problems)
         names = [text_or_none(v) for v in column_values(gdf, "name")]
         departments = {f: [text_or_none(v) for v in column_values(gdf, f)] for f in DEPARTMENT_FIELDS}
 
-        stage("grids and ids")
+        bar.stage("grids and ids")
         locations = np.where(usable, shapely.point_on_surface(np.where(usable, geoms, None)), None)
-        grid_codes = _grid_codes(conn, locations, usable, problems)
+        grid_codes = _grid_codes(conn, locations, usable, problems, bar)
+        _check_all_outside(conn, locations, usable, grid_codes, gdf.crs, problems)
         _check_id_counties(ids, grid_codes, problems)
         final_ids = _assign_ids(conn, ids, classes, grid_codes, problems)
         if problems and not skip_invalid:
             raise ImportRefused(make_report(KIND, source, labels, problems, imported=0))
 
-        stage("write")
         accepted = np.flatnonzero(~problems.rejected)
+        bar.stage("write", passes=2, features=accepted.size)     # staging rows, then COPY
         if accepted.size:
-            rows = _stage_rows(accepted, final_ids, classes, class_names, names, statuses, departments,
-                               grid_codes, origins, surveyed, geoms, locations)
-            _write(conn, rows)
+            fields = _Fields(final_ids, classes, class_names, names, statuses, currencies,
+                             departments, grid_codes, origins, surveyed, photos)
+            _write(conn, _stage_rows(bar.each(accepted), fields, geoms[accepted], locations[accepted]),
+                   bar)
         report = make_report(KIND, source, labels, problems, imported=int(accepted.size))
-
-        stage("record")
         record_run(conn, report, actor=actor, entity="part")
     return report
+
+
+@dataclass
+class _Fields:
+    """The parsed value of each field, one entry per feature of the file."""
+    ids: list[str | None]
+    classes: list[str | None]
+    class_names: dict[str, str]
+    names: list[str | None]
+    statuses: list[str | None]
+    currencies: list[str | None]
+    departments: dict[str, list[str | None]]
+    grid_codes: list[str | None]
+    origins: list[str | None]
+    surveyed: list[dt.date | None]
+    photos: list[str | None]
 
 
 # ---------------------------------------------------------------------------- fields
@@ -194,6 +223,27 @@ def _parse_choices(values: Sequence[object], allowed: Sequence[str], field: str,
     return out
 
 
+_ONE_PHOTO = f"give one path or URL (at most {MAX_PHOTO_CHARS} characters)"
+
+
+def _parse_photos(values: Sequence[object], problems: Problems) -> list[str | None]:
+    """A photo path or URL, kept as text: it is only a reference, nothing is downloaded.
+    Control characters (a pasted multi-line cell) and very long values are refused."""
+    out: list[str | None] = []
+    for row, value in enumerate(values):
+        text = text_or_none(value)
+        if text is None:
+            pass
+        elif len(text) > MAX_PHOTO_CHARS:
+            problems.add(row, "photo", f"photo is {len(text)} characters long; {_ONE_PHOTO}")
+            text = None
+        elif any(ord(ch) < 32 for ch in text):
+            problems.add(row, "photo", f"photo holds control characters; {_ONE_PHOTO}")
+            text = None
+        out.append(text)
+    return out
+
+
 def _parse_dates(values: Sequence[object], problems: Problems) -> list[dt.date | None]:
     out: list[dt.date | None] = []
     for row, value in enumerate(values):
@@ -226,12 +276,14 @@ def _as_date(value: object) -> dt.date | None:
 
 # ---------------------------------------------------------------------------- grids and ids
 def _grid_codes(conn: psycopg.Connection, locations: np.ndarray, usable: np.ndarray,
-                problems: Problems) -> list[str | None]:
+                problems: Problems, bar: Progress) -> list[str | None]:
     """The unit grid under each location, from the grids in the database."""
     lon = shapely.get_x(locations.astype(object))
     lat = shapely.get_y(locations.astype(object))
     index = _grid_index_near(conn, lon[usable], lat[usable])
-    found = index.lookup(lon, lat)
+    found = np.empty(len(locations), dtype=np.int32)
+    for part in bar.chunks(len(locations)):
+        found[part] = index.lookup(lon[part], lat[part])
     codes: list[str | None] = []
     for row, i in enumerate(found):
         if i >= 0:
@@ -254,6 +306,27 @@ def _grid_index_near(conn: psycopg.Connection, lon: np.ndarray, lat: np.ndarray)
         (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))).fetchall()
     geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
     return GridIndex.build([r["code"] for r in rows], list(geoms))
+
+
+def _check_all_outside(conn: psycopg.Connection, locations: np.ndarray, usable: np.ndarray,
+                       grid_codes: Sequence[str | None], crs: object, problems: Problems) -> None:
+    """Every feature outside the grids is one mistake, not N: most likely the file's CRS
+    (or no grids imported yet). Said once for the whole file, beside the feature lines."""
+    placed = np.flatnonzero(usable)
+    if placed.size < 2 or any(grid_codes[row] for row in placed):
+        return
+    head = f"all {placed.size} features lie outside the jurisdiction's unit grids"
+    jurisdiction = grid_extent(conn)
+    if jurisdiction is None:
+        problems.add_file("geometry", f"{head}: the database has no unit grids yet; import the grids first")
+        return
+    in_file = Extent.of(locations[placed])
+    km = in_file.distance_km(jurisdiction)
+    apart = f", {km:,.0f} km away" if km >= 1 else ""
+    problems.add_file("geometry", (
+        f"{head}: the file's features ({in_file}) against the jurisdiction's ({jurisdiction}{apart}); "
+        f"the file declares {describe_crs(crs)}, which is probably not the CRS its coordinates are in. "
+        "Check the CRS it was exported with (for a shapefile, the .prj)"))
 
 
 def _check_id_counties(ids: Sequence[str | None], grid_codes: Sequence[str | None],
@@ -294,33 +367,36 @@ def _largest_sequences(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
 
 
 # ---------------------------------------------------------------------------- writing
-_STAGE_COLUMNS = ("id", "class_code", "name", "default_name", "status", "dept_owner", "dept_rights",
-                  "dept_maintainer", "grid_code", "source", "surveyed_on", "geom", "location")
+_STAGE_COLUMNS = ("id", "class_code", "name", "default_name", "status", "currency", "dept_owner",
+                  "dept_rights", "dept_maintainer", "grid_code", "source", "surveyed_on", "photo",
+                  "geom", "location")
 
 
-def _stage_rows(accepted: np.ndarray, ids, classes, class_names, names, statuses, departments,
-                grid_codes, origins, surveyed, geoms, locations) -> list[tuple]:
-    geom_hex = ewkb_hex(geoms[accepted])
-    location_hex = ewkb_hex(locations[accepted])
+def _stage_rows(accepted: Iterable[int], f: _Fields, geoms: np.ndarray,
+                locations: np.ndarray) -> list[tuple]:
+    """One staging row per accepted feature; `geoms` and `locations` are the accepted ones."""
+    geom_hex = ewkb_hex(geoms)
+    location_hex = ewkb_hex(locations)
     rows = []
     for k, row in enumerate(accepted):
-        pid = ids[row]
-        rows.append((pid, classes[row], names[row], f"{class_names[classes[row]]}{pid[10:]}",
-                     statuses[row], departments["dept_owner"][row], departments["dept_rights"][row],
-                     departments["dept_maintainer"][row], grid_codes[row], origins[row], surveyed[row],
+        pid, class_code = f.ids[row], f.classes[row]
+        rows.append((pid, class_code, f.names[row], f"{f.class_names[class_code]}{pid[10:]}",
+                     f.statuses[row], f.currencies[row], f.departments["dept_owner"][row],
+                     f.departments["dept_rights"][row], f.departments["dept_maintainer"][row],
+                     f.grid_codes[row], f.origins[row], f.surveyed[row], f.photos[row],
                      geom_hex[k], location_hex[k]))
     return rows
 
 
-def _write(conn: psycopg.Connection, rows: list[tuple]) -> None:
+def _write(conn: psycopg.Connection, rows: list[tuple], bar: Progress) -> None:
     """COPY into a staging table; departments, then update existing parts, insert new ones."""
     conn.execute("DROP TABLE IF EXISTS pg_temp.part_stage")
     conn.execute(
         "CREATE TEMP TABLE part_stage (id text, class_code text, name text, default_name text,"
-        " status text, dept_owner text, dept_rights text, dept_maintainer text, grid_code text,"
-        " source text, surveyed_on date, geom geometry(Geometry, 4326), location geometry(Point, 4326))"
-        " ON COMMIT DROP")
-    copy_rows(conn, "part_stage", _STAGE_COLUMNS, rows)
+        " status text, currency text, dept_owner text, dept_rights text, dept_maintainer text,"
+        " grid_code text, source text, surveyed_on date, photo text, geom geometry(Geometry, 4326),"
+        " location geometry(Point, 4326)) ON COMMIT DROP")
+    copy_rows(conn, "part_stage", _STAGE_COLUMNS, bar.each(rows))
     conn.execute(
         "INSERT INTO department (name)"
         " SELECT DISTINCT v.name FROM part_stage s,"
@@ -334,17 +410,18 @@ def _write(conn: psycopg.Connection, rows: list[tuple]) -> None:
         " LEFT JOIN department d3 ON d3.name = s.dept_maintainer")
     conn.execute(
         "UPDATE part p SET class_code = s.class_code, name = COALESCE(s.name, p.name),"
-        "   status = COALESCE(s.status, p.status),"
+        "   status = COALESCE(s.status, p.status), currency = COALESCE(s.currency, p.currency),"
         "   dept_owner_id = COALESCE(s.owner_id, p.dept_owner_id),"
         "   dept_rights_id = COALESCE(s.rights_id, p.dept_rights_id),"
         "   dept_maintainer_id = COALESCE(s.maintainer_id, p.dept_maintainer_id),"
         "   grid_code = s.grid_code, geom = s.geom, location = s.location,"
         "   source = COALESCE(s.source, p.source), surveyed_on = COALESCE(s.surveyed_on, p.surveyed_on),"
+        "   photo = COALESCE(s.photo, p.photo),"
         f"  updated_at = now() FROM ({staged}) s WHERE p.id = s.id")
     conn.execute(
-        "INSERT INTO part (id, class_code, name, status, dept_owner_id, dept_rights_id,"
-        "   dept_maintainer_id, grid_code, geom, location, source, surveyed_on)"
+        "INSERT INTO part (id, class_code, name, status, currency, dept_owner_id, dept_rights_id,"
+        "   dept_maintainer_id, grid_code, geom, location, source, surveyed_on, photo)"
         " SELECT s.id, s.class_code, COALESCE(s.name, s.default_name), COALESCE(s.status, '完好'),"
-        "   s.owner_id, s.rights_id, s.maintainer_id, s.grid_code, s.geom, s.location,"
-        "   COALESCE(s.source, '实测'), s.surveyed_on"
+        "   COALESCE(s.currency, '在用'), s.owner_id, s.rights_id, s.maintainer_id, s.grid_code,"
+        "   s.geom, s.location, COALESCE(s.source, '实测'), s.surveyed_on, s.photo"
         f" FROM ({staged}) s WHERE NOT EXISTS (SELECT 1 FROM part p WHERE p.id = s.id)")

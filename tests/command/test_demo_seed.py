@@ -59,10 +59,24 @@ def test_seed_fills_the_city_and_is_idempotent(seeded, db, settings):
     assert counts["parts"] >= 10_000 and counts["classes"] == counts["catalog_classes"]
     assert counts["roads"] > 0 and counts["buildings"] > 0 and counts["water"] > 0
     assert counts["odd"] == 0 and counts["imports"] == 2
-    assert "accounts created: admin" in seeded
+    assert "accounts created: admin" in seeded and "demo cases" in seeded
     again = seed_demo(db, data_dir=settings.data_dir, seed=2026, log=lambda _: None)
     assert "already seeded" in again
     assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == counts["parts"]
+
+
+def test_a_database_without_cases_gets_them_on_the_next_run(seeded, db, settings):
+    """An older demo database (city, no cases) is completed, not skipped."""
+    with db.transaction():
+        for table in ("case_timer", "notification", "case_photo", "case_reporter", "case_pause", "case_extension"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("ALTER TABLE case_transition DISABLE TRIGGER case_transition_append_only")
+        db.execute("DELETE FROM case_transition")
+        db.execute("ALTER TABLE case_transition ENABLE TRIGGER case_transition_append_only")
+        db.execute("DELETE FROM case_file")
+    summary = seed_demo(db, data_dir=settings.data_dir, seed=2026, log=lambda _: None)
+    assert "demo cases" in summary and "grids" not in summary
+    assert db.execute("SELECT count(*) AS n FROM case_file").fetchone()["n"] > 50
 
 
 def test_forced_reseed_upserts_instead_of_duplicating(seeded, db, settings):

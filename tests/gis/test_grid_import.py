@@ -61,6 +61,11 @@ def counts(db) -> dict[str, int]:
     return {t: db.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"] for t in TABLES}
 
 
+def added(db, before: dict[str, int]) -> dict[str, int]:
+    """Rows added since `before` (the template already holds e.g. the catalog's audit row)."""
+    return {t: n - before[t] for t, n in counts(db).items()}
+
+
 def grid_row(db, code: str) -> dict | None:
     return db.execute("SELECT code, name, population, area_m2, updated_at, ST_AsText(geom) AS wkt,"
                       " ST_X(ST_Centroid(geom)) AS lon, ST_Y(ST_Centroid(geom)) AS lat"
@@ -81,11 +86,12 @@ def refused(db, gdf, **kwargs) -> ImportRefused:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_good_file_imports_grids_and_builds_the_hierarchy(db, tmp_path, fmt):
     path = write(lattice(), tmp_path, fmt)
+    before = counts(db)
     report = import_grids(db, read_layer(path), source=str(path), actor="tester")
 
     assert (report.total, report.imported, report.rejected, report.problems) == (12, 12, 0, [])
-    assert counts(db) == {"county": 1, "street": 1, "community": 2, "grid": 12,
-                          "import_run": 1, "audit_log": 1}
+    assert added(db, before) == {"county": 1, "street": 1, "community": 2, "grid": 12,
+                                 "import_run": 1, "audit_log": 1}
     street = db.execute("SELECT name, kind FROM street").fetchone()
     assert street == {"name": f"{COUNTY}001街道", "kind": "街道"}
     assert [r["name"] for r in db.execute("SELECT name FROM community ORDER BY code")] == \
@@ -107,7 +113,8 @@ def test_good_file_imports_grids_and_builds_the_hierarchy(db, tmp_path, fmt):
     run = db.execute("SELECT id, kind, source, actor, imported, rejected, report FROM import_run").fetchone()
     assert (run["kind"], run["actor"], run["imported"], run["rejected"]) == ("grids", "tester", 12, 0)
     assert run["report"]["total"] == 12
-    audit = db.execute("SELECT actor, action, entity, entity_id, detail FROM audit_log").fetchone()
+    audit = db.execute("SELECT actor, action, entity, entity_id, detail FROM audit_log"
+                       " WHERE action = 'import'").fetchone()
     assert (audit["action"], audit["entity"], audit["entity_id"]) == ("import", "grid", str(run["id"]))
     assert audit["detail"]["import_run"] == run["id"] and audit["detail"]["imported"] == 12
 
@@ -331,6 +338,7 @@ def test_a_community_with_two_names(db):
 
 
 def test_reimport_updates_geometry_name_and_population(db):
+    before_any = counts(db)
     import_grids(db, lattice(), source="first", actor="tester")
     before = grid_row(db, grid_code(1, 1))
     community_area = db.execute("SELECT ST_Area(geom::geography) AS a FROM community WHERE code = %s",
@@ -351,7 +359,7 @@ def test_reimport_updates_geometry_name_and_population(db):
     new_area = db.execute("SELECT ST_Area(geom::geography) AS a FROM community WHERE code = %s",
                           (f"{COUNTY}001001",)).fetchone()["a"]
     assert new_area == pytest.approx(community_area + before["area_m2"] / 2, rel=1e-3)
-    assert counts(db)["import_run"] == 2 and counts(db)["audit_log"] == 2
+    assert added(db, before_any)["import_run"] == 2 and added(db, before_any)["audit_log"] == 2
 
 
 # ---------------------------------------------------------------------------- reading files
@@ -442,3 +450,165 @@ def test_a_feature_given_twice_is_a_duplicate_not_also_an_overlap(db):
     assert report.rejected == 2
     assert [(p.feature, p.field) for p in report.problems] == [
         (f"feature 1 (code {grid_code(1, 2)})", "code"), (f"feature 2 (code {grid_code(1, 2)})", "code")]
+
+
+# ---------------------------------------------------------------------------- what is written
+def overlaps_in_database(db) -> list[tuple[str, str, float]]:
+    """Pairs of stored grids overlapping by more than 1 m²."""
+    rows = db.execute(
+        "SELECT a.code AS a, b.code AS b, ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS m2"
+        " FROM grid a JOIN grid b ON a.code < b.code AND ST_Intersects(a.geom, b.geom)").fetchall()
+    return [(r["a"], r["b"], r["m2"]) for r in rows if r["m2"] > 1]
+
+
+def bow_tie(row: int, col: int) -> Polygon:
+    x0, y0 = ORIGIN[0] + col * CELL, ORIGIN[1] + row * CELL
+    return Polygon([(x0, y0), (x0 + CELL, y0 + CELL), (x0 + CELL, y0), (x0, y0 + CELL)])
+
+
+def test_a_rejected_feature_keeps_its_database_grid_so_no_other_may_cover_it(db):
+    # The review's case: A in the database; the file has A as a bow-tie and B over the old A.
+    import_grids(db, lattice(1, 2, community=lambda r, c: 1), source="first", actor="tester")
+    a, b = grid_code(1, 1), grid_code(1, 3)
+    gdf = gpd.GeoDataFrame({"code": [a, b]}, geometry=[bow_tie(0, 0), cell(0, 0)], crs=4326)
+
+    assert problems_of(refused(db, gdf).report, "feature 1 ") == [
+        f"overlaps unit grid {a} already in the database, which stays because feature 0 (code {a}) "
+        "that would replace it is rejected, by 11003.1 m² around (113.300500, 27.000500)"]
+    report = import_grids(db, gdf, source="second", actor="tester", skip_invalid=True)
+    assert (report.imported, report.rejected) == (0, 2)
+    assert overlaps_in_database(db) == []
+    assert grid_row(db, b) is None and grid_row(db, a)["lon"] == pytest.approx(113.3005)
+
+
+def test_rejections_bring_back_database_grids_until_nothing_written_overlaps(db):
+    import_grids(db, lattice(1, 2, community=lambda r, c: 1), source="first", actor="tester")
+    a = grid_code(1, 1)
+    gdf = gpd.GeoDataFrame(
+        {"code": [a, grid_code(1, 4), grid_code(1, 3), grid_code(1, 5)]},
+        geometry=[cell(0, 3),                                              # A moves east ...
+                  shapely.affinity.translate(cell(0, 3), CELL / 2, 0),     # ... onto a newcomer: both out
+                  cell(0, 0),                                              # B takes A's old place
+                  cell(0, 2)],                                             # fine
+        crs=4326)
+    report = import_grids(db, gdf, source="second", actor="tester", skip_invalid=True)
+    # B was fine while A looked replaced; A's rejection keeps the old A, which B overlaps
+    assert any(f"unit grid {a} already in the database, which stays because feature 0" in m
+               for m in problems_of(report, "feature 2 "))
+    assert (report.imported, report.rejected) == (1, 3)
+    assert overlaps_in_database(db) == []
+    assert {r["code"] for r in db.execute("SELECT code FROM grid")} == {a, grid_code(1, 2), grid_code(1, 5)}
+
+
+def test_a_gap_left_by_a_rejected_feature_is_reported_and_rejects_nothing_more(db):
+    ring = lattice(3, 3, community=lambda r, c: 1)
+    ring.loc[4, "population"] = -3                    # the centre grid is rejected, not missing
+    centre = f"feature 4 (code {grid_code(1, 5)})"
+    for report in (refused(db, ring).report,
+                   import_grids(db, ring, source="test", actor="tester", skip_invalid=True)):
+        assert report.rejected == 1
+        gaps = [p for p in report.problems if p.feature == f"community {COUNTY}001001"]
+        assert len(gaps) == 1 and f"where rejected {centre} would be" in gaps[0].message
+        area = float(re.search(r"gap of ([\d.]+) m²", gaps[0].message).group(1))
+        assert area == pytest.approx(10_997, rel=0.002)
+    assert counts(db)["grid"] == 8
+
+
+def test_a_gap_the_file_draws_is_reported_once_not_again_as_left_by_rejection(db):
+    ring = lattice(3, 3, community=lambda r, c: 1).drop(index=4)
+    ring.loc[0, "population"] = -3                     # a rejection that closes no hole
+    report = import_grids(db, ring, source="test", actor="tester", skip_invalid=True)
+    assert [p.feature for p in report.problems] == [f"feature 0 (code {grid_code(1, 1)})",
+                                                     f"community {COUNTY}001001"]
+
+
+# ---------------------------------------------------------------------------- a wrong CRS
+def test_a_file_far_from_the_grids_in_the_database_is_refused_as_a_wrong_crs(db):
+    import_grids(db, lattice(), source="first", actor="tester")
+    # Gauss-Kruger metres for the 114E zone, declared as the 120E zone: 6° east, ~590 km
+    wrong = lattice().to_crs(4547).set_crs(4549, allow_override=True)
+    report = refused(db, wrong).report
+    assert report.rejected == 12 and len(report.problems) == 1
+    problem = report.problems[0]
+    assert (problem.feature, problem.field) == ("file", "geometry")
+    assert re.search(r"the file's features \(lon 119\.\d+ to 119\.\d+, lat 2\d\.\d+ to 2\d\.\d+\) lie 5\d\d km "
+                     r"from the unit grids already in the database \(lon 113\.3000 to 113\.3040, "
+                     r"lat 27\.0000 to 27\.0030\); the file declares EPSG:4549 ", problem.message)
+    assert "probably not the CRS" in problem.message
+    again = import_grids(db, wrong, source="again", actor="tester", skip_invalid=True)
+    assert again.imported == 0
+    assert grid_row(db, grid_code(1, 1))["lon"] == pytest.approx(113.3005)     # nothing moved
+
+
+def test_a_new_area_near_the_jurisdiction_is_not_suspect_and_the_check_can_be_turned_off(db):
+    import_grids(db, lattice(), source="first", actor="tester")
+    nearby = lattice(1, 2, community=lambda r, c: 5)
+    nearby.geometry = nearby.geometry.translate(0.3, 0)                  # about 30 km east
+    assert import_grids(db, nearby, source="nearby", actor="tester").imported == 2
+    far = lattice(1, 2, community=lambda r, c: 6)
+    far.geometry = far.geometry.translate(1.0, 0)                        # about 100 km east
+    assert refused(db, far).report.problems[0].feature == "file"
+    assert import_grids(db, far, source="far", actor="tester", plausible_distance_km=None).imported == 2
+
+
+def test_the_first_import_into_an_empty_database_has_nothing_to_compare_with(db):
+    far = lattice(1, 2)
+    far.geometry = far.geometry.translate(5.0, 0)
+    assert import_grids(db, far, source="first", actor="tester").imported == 2
+
+
+# ---------------------------------------------------------------------------- progress
+def test_the_progress_bar_advances_every_thousand_features(db, capsys):
+    big = lattice(50, 50)                          # 2,500 grids in 25 communities of 100
+    assert import_grids(db, big, source="big", actor="tester", progress=True).imported == 2500
+    err = capsys.readouterr().err
+    for stage in ("geometry", "codes and fields", "overlaps", "gaps", "write"):
+        assert f"grids: {stage}" in err
+    geometry = err[err.index("grids: geometry"):err.index("grids: codes and fields")]
+    assert "1000/2500" in geometry and "2000/2500" in geometry and "2500/2500" in geometry
+    overlaps = err[err.index("grids: overlaps"):err.index("grids: gaps")]
+    assert "1000/2500" in overlaps
+    assert "grids: done" in err
+
+
+# ---------------------------------------------------------------------------- formats
+def test_a_gap_is_found_in_a_geopackage_file_too(db, tmp_path):
+    path = write(lattice(3, 3, community=lambda r, c: 1).drop(index=4), tmp_path, "gpkg")
+    report = refused(db, read_layer(path)).report
+    assert [(p.feature, p.field) for p in report.problems] == [(f"community {COUNTY}001001", None)]
+    assert report.problems[0].message == "gap of 11003.0 m² between its grids around (113.301500, 27.001500)"
+    again = import_grids(db, read_layer(path), source=str(path), actor="tester", skip_invalid=True)
+    assert (again.imported, again.rejected, len(again.problems)) == (8, 0, 1)
+
+
+def empty_and_non_spatial_files(gdf: gpd.GeoDataFrame, folder: Path) -> list[tuple[Path, str]]:
+    """GeoPackage and Shapefile versions of 'no features' and 'no geometry', each with the
+    message read_layer gives. `gdf` supplies the fields (and geometry type) to write."""
+    fields = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    cases = []
+    empty_gpkg = folder / "empty.gpkg"
+    gdf.iloc[:0].to_file(empty_gpkg, driver="GPKG", layer="features")
+    cases.append((empty_gpkg, r"empty\.gpkg \(layer features\) holds no features"))
+    table_gpkg = folder / "table.gpkg"
+    pyogrio.write_dataframe(fields, table_gpkg, layer="features")        # attributes only
+    cases.append((table_gpkg, r"table\.gpkg \(layer features\) has no geometry column: it is a plain table"))
+    empty_shp = folder / "empty.shp"
+    gdf.iloc[:0].to_file(empty_shp, driver="ESRI Shapefile")
+    cases.append((empty_shp, r"empty\.shp holds no features"))
+    lone_dbf = folder / "table.dbf"
+    pyogrio.write_dataframe(fields, lone_dbf, driver="ESRI Shapefile")  # a .dbf without .shp
+    cases.append((lone_dbf, r"table\.dbf has no geometry column: it is a plain table"))
+    cases.append((folder / "table.shp", r"table\.shp: file not found; only table\.dbf \(the attribute table\) "
+                                        r"is there, the \.shp holding the geometry is missing"))
+    return cases
+
+
+def test_empty_and_non_spatial_geopackages_and_shapefiles_are_refused(db, tmp_path):
+    for path, message in empty_and_non_spatial_files(lattice(), tmp_path):
+        with pytest.raises(ImportFileError, match=message):
+            read_layer(path)
+        if path.exists():        # what GDAL itself reads from them is refused by the importer too
+            frame = pyogrio.read_dataframe(path)
+            report = refused(db, frame).report
+            assert report.problems[0].feature == "file" and report.imported == 0
+    assert counts(db)["grid"] == 0

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import psycopg
+import pytest
 
-from gis.db import connect
+from gis.db import connect, open_pool
 from gis.grid_index import GridIndex, GridIndexCache
 
 
@@ -51,3 +53,59 @@ def test_cache_waits_between_checks(db, db_url):
     first = cache.get()
     _add_grid(db, "430223001001002", 113.341)
     assert cache.get() is first                         # within the check window: no database round trip
+
+
+def _move_grid(conn, code: str, x: float) -> None:
+    """Move a grid with plain SQL that leaves updated_at as it was."""
+    with conn.transaction():
+        conn.execute("UPDATE grid SET geom = ST_Multi(ST_MakeEnvelope(%s, 27.0, %s, 27.001, 4326)) WHERE code = %s",
+                     (x, x + 0.001, code))
+
+
+def test_cache_sees_a_geometry_update_that_leaves_updated_at_alone(db, db_url):
+    _add_grid(db, "430223001001001", 113.340)
+    cache = GridIndexCache(lambda: connect(db_url), check_seconds=0)
+    assert cache.get().locate(113.3415, 27.0005) is None
+    stamp = db.execute("SELECT updated_at FROM grid").fetchone()["updated_at"]
+    _move_grid(db, "430223001001001", 113.341)
+    assert db.execute("SELECT updated_at FROM grid").fetchone()["updated_at"] == stamp   # untouched
+    assert cache.get().locate(113.3415, 27.0005) == "430223001001001"
+
+
+def test_cache_sees_a_long_import_that_commits_after_a_shorter_one(db, db_url):
+    _add_grid(db, "430223001001001", 113.340)
+    _add_grid(db, "430223001001002", 113.341)
+    cache = GridIndexCache(lambda: connect(db_url), check_seconds=0)
+    with connect(db_url) as long_import, connect(db_url) as short_import:
+        with long_import.transaction():
+            long_import.execute("SELECT 1")         # begins first: its now() is the older timestamp
+            with short_import.transaction():
+                short_import.execute("UPDATE grid SET updated_at = now() WHERE code = '430223001001002'")
+            assert cache.get().locate(113.3425, 27.0005) is None
+            long_import.execute("UPDATE grid SET updated_at = now(),"
+                                " geom = ST_Multi(ST_MakeEnvelope(113.342, 27.0, 113.343, 27.001, 4326))"
+                                " WHERE code = '430223001001001'")
+    # the same count and max(updated_at) as when the cache last looked, yet a grid moved
+    assert cache.get().locate(113.3425, 27.0005) == "430223001001001"
+
+
+def test_every_grid_statement_bumps_the_version_once_also_for_the_app_role(db, settings):
+    def version() -> int:
+        return db.execute("SELECT n FROM grid_version").fetchone()["n"]
+
+    assert db.execute("SELECT count(*) AS rows FROM grid_version").fetchone()["rows"] == 1
+    _add_grid(db, "430223001001001", 113.340)
+    start = version()
+    pool = open_pool(settings)
+    try:
+        with pool.connection() as app:
+            with app.transaction():
+                app.execute("UPDATE grid SET name = '改名' WHERE code LIKE '430223%'")   # the app role may
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), app.transaction():
+                app.execute("DELETE FROM grid_version")                              # ... but not this
+    finally:
+        pool.close()
+    with db.transaction():
+        db.execute("DELETE FROM grid WHERE false")              # a statement touching no row counts too
+        db.execute("TRUNCATE grid CASCADE")
+    assert version() == start + 3

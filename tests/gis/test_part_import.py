@@ -2,16 +2,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import geopandas as gpd
+import pyogrio
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
 from gis.grid_import import import_grids
-from gis.importing import ImportRefused, read_layer
+from gis.importing import ImportFileError, ImportRefused, read_layer
 from gis.part_import import import_parts
-from tests.gis.test_grid_import import CELL, COUNTY, FORMATS, ORIGIN, grid_code, lattice
+from tests.gis.test_grid_import import (
+    CELL,
+    COUNTY,
+    FORMATS,
+    ORIGIN,
+    empty_and_non_spatial_files,
+    grid_code,
+    lattice,
+)
 
 TABLES = ("part", "department", "import_run", "audit_log")
 # Shapefile field names stop at 10 characters: the long ones travel under short names.
@@ -183,12 +193,10 @@ def broken_parts() -> gpd.GeoDataFrame:
     ])
 
 
-def test_broken_file_is_refused_with_every_problem_and_nothing_written(db, grids):
-    before = counts(db)
-    report = refused(db, broken_parts()).report
-    assert counts(db) == before
-    found = messages(report)
-    assert found == {
+def broken_messages(first: int = 0) -> dict[str, list[str]]:
+    """What the report says about broken_parts(), by feature label; `first` is the id of the
+    first feature (1 in a GeoPackage)."""
+    expected = {
         "feature 1 (class 0199)": ["class_code: class 0199 is not in the parts catalog (part_class)"],
         "feature 2 (class 1x)": ["class_code: class_code '1x' must be 4 digits (2 big + 2 small class)"],
         "feature 3 (id 430223010100001)": [
@@ -209,6 +217,18 @@ def test_broken_file_is_refused_with_every_problem_and_nothing_written(db, grids
             f"{grid_code(1, 1)} of county {COUNTY}"],
         "feature 12 (class 0101)": ["geometry: invalid geometry: Self-intersection[113.3005 27.0005]"],
     }
+
+    def shift(text: str) -> str:
+        return re.sub(r"\bfeature (\d+)", lambda m: f"feature {int(m.group(1)) + first}", text)
+
+    return {shift(label): [shift(m) for m in found] for label, found in expected.items()}
+
+
+def test_broken_file_is_refused_with_every_problem_and_nothing_written(db, grids):
+    before = counts(db)
+    report = refused(db, broken_parts()).report
+    assert counts(db) == before
+    assert messages(report) == broken_messages()
     assert report.rejected == 12 and report.imported == 0
 
 
@@ -231,3 +251,125 @@ def test_a_file_without_class_code_is_refused(db, grids):
     report = refused(db, parts([{"kind": "0101", "geometry": centre(0, 0)}])).report
     assert [(p.feature, p.field) for p in report.problems] == [("file", "class_code")]
     assert "--map OLD=class_code" in report.problems[0].message
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_broken_file_on_disk_is_refused_with_every_problem(db, grids, tmp_path, fmt):
+    gdf, expected = broken_parts(), broken_messages(first=1 if fmt == "gpkg" else 0)
+    if fmt == "shp":
+        # a shapefile holds one geometry type: the bow-tie polygon is covered by the others
+        gdf = gdf.drop(index=12).reset_index(drop=True)
+        del expected["feature 12 (class 0101)"]
+    path, rename = write(gdf, tmp_path, fmt)
+    before = counts(db)
+    report = refused(db, read_layer(path, rename=rename)).report
+    assert counts(db) == before
+    assert messages(report) == expected
+    again = import_parts(db, read_layer(path, rename=rename), source=str(path), actor="tester",
+                         skip_invalid=True)
+    assert (again.imported, again.rejected) == (2, len(expected))
+    assert {r["id"] for r in db.execute("SELECT id FROM part")} == {f"{COUNTY}0101000008", f"{COUNTY}0302000001"}
+
+
+# ---------------------------------------------------------------------------- currency and photo
+def currency_and_photo(db, part_id: str) -> tuple[str, str | None]:
+    row = db.execute("SELECT currency, photo FROM part WHERE id = %s", (part_id,)).fetchone()
+    return row["currency"], row["photo"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_currency_and_photo_are_imported_and_a_blank_keeps_them(db, grids, tmp_path, fmt):
+    withdrawn, lamp = f"{COUNTY}0101000001", f"{COUNTY}0114000001"
+    gdf = parts([
+        {"id": withdrawn, "class_code": "0101", "currency": "作废", "photo": "photos/井盖-0001.jpg",
+         "geometry": centre(0, 0)},
+        {"id": lamp, "class_code": "0114", "currency": None,
+         "photo": "https://img.example.cn/parts/lamp.jpg?size=large", "geometry": centre(0, 1)},
+    ])
+    path, rename = write(gdf, tmp_path, fmt)
+    assert import_parts(db, read_layer(path, rename=rename), source=str(path), actor="tester").imported == 2
+    assert currency_and_photo(db, withdrawn) == ("作废", "photos/井盖-0001.jpg")
+    assert currency_and_photo(db, lamp) == ("在用", "https://img.example.cn/parts/lamp.jpg?size=large")
+
+    # a re-import without the columns does not revive the withdrawn part nor drop the photos
+    import_parts(db, parts([{"id": withdrawn, "class_code": "0101", "geometry": centre(0, 0)},
+                            {"id": lamp, "class_code": "0114", "currency": "", "photo": " ",
+                             "geometry": centre(0, 1)}]), source="again", actor="tester")
+    assert currency_and_photo(db, withdrawn) == ("作废", "photos/井盖-0001.jpg")
+    assert currency_and_photo(db, lamp) == ("在用", "https://img.example.cn/parts/lamp.jpg?size=large")
+    # ... and a value given replaces what is there
+    import_parts(db, parts([{"id": withdrawn, "class_code": "0101", "currency": "在用", "photo": "new.jpg",
+                             "geometry": centre(0, 0)}]), source="third", actor="tester")
+    assert currency_and_photo(db, withdrawn) == ("在用", "new.jpg")
+
+
+def test_a_bad_currency_or_photo_is_a_problem_of_its_feature(db, grids):
+    pid = f"{COUNTY}0101000003"
+    report = refused(db, parts([
+        {"id": pid, "class_code": "0101", "currency": "停用", "geometry": centre(0, 0)},
+        {"class_code": "0101", "photo": "a.jpg\nb.jpg", "geometry": centre(0, 0)},
+        {"class_code": "0101", "photo": "x" * 3000, "geometry": centre(0, 0)},
+        {"class_code": "0101", "currency": "作废", "photo": "fine.jpg", "geometry": centre(0, 0)},
+    ])).report
+    assert messages(report) == {
+        f"feature 0 (id {pid})": ["currency: currency '停用' is not one of 在用, 作废"],
+        "feature 1 (class 0101)": [
+            "photo: photo holds control characters; give one path or URL (at most 2048 characters)"],
+        "feature 2 (class 0101)": [
+            "photo: photo is 3000 characters long; give one path or URL (at most 2048 characters)"],
+    }
+
+
+# ---------------------------------------------------------------------------- a wrong CRS
+def test_a_file_entirely_outside_the_grids_says_once_that_its_crs_is_probably_wrong(db, grids):
+    located = parts([{"class_code": "0101", "geometry": centre(r, c)} for r, c in ((0, 0), (1, 2), (2, 3))])
+    # Gauss-Kruger metres for the 114E zone, declared as the 120E zone
+    wrong = located.to_crs(4547).set_crs(4549, allow_override=True)
+    report = refused(db, wrong).report
+    assert report.rejected == 3 and len(report.problems) == 4
+    first = report.problems[0]
+    assert (first.feature, first.field) == ("file", "geometry")
+    assert re.fullmatch(
+        r"all 3 features lie outside the jurisdiction's unit grids: the file's features "
+        r"\(lon 119\.\d{4} to 119\.\d{4}, lat 2\d\.\d{4} to 2\d\.\d{4}\) against the jurisdiction's "
+        r"\(lon 113\.3000 to 113\.3040, lat 27\.0000 to 27\.0030, 5\d\d km away\); the file declares "
+        r"EPSG:4549 \(CGCS2000 / 3-degree Gauss-Kruger CM 120E\), which is probably not the CRS its "
+        r"coordinates are in\. Check the CRS it was exported with \(for a shapefile, the \.prj\)", first.message)
+    assert all("outside the jurisdiction's unit grids (at" in p.message for p in report.problems[1:])
+
+
+def test_parts_before_any_grids_say_to_import_the_grids_first(db):
+    report = refused(db, parts([{"class_code": "0101", "geometry": centre(0, c)} for c in range(2)])).report
+    assert report.problems[0].feature == "file"
+    assert report.problems[0].message == ("all 2 features lie outside the jurisdiction's unit grids: "
+                                          "the database has no unit grids yet; import the grids first")
+
+
+def test_some_parts_outside_is_no_file_problem(db, grids):
+    report = refused(db, parts([{"class_code": "0101", "geometry": centre(0, 0)},
+                                {"class_code": "0101", "geometry": Point(113.40, 27.0005)}])).report
+    assert [p.feature for p in report.problems] == ["feature 1 (class 0101)"]
+
+
+# ---------------------------------------------------------------------------- progress and formats
+def test_the_progress_bar_advances_every_thousand_parts(db, grids, capsys):
+    spots = [centre(k % 3, k % 4, dx=0.3 * (k % 2) - 0.15) for k in range(2500)]
+    report = import_parts(db, parts([{"class_code": "0101", "geometry": p} for p in spots]),
+                          source="many", actor="tester", progress=True)
+    assert report.imported == 2500
+    err = capsys.readouterr().err
+    geometry = err[err.index("parts: geometry"):err.index("parts: fields")]
+    assert "1000/2500" in geometry and "2000/2500" in geometry
+    assert "7000/17500" in err[err.index("parts: fields"):err.index("parts: grids and ids")]
+    assert "parts: done" in err
+
+
+def test_empty_and_non_spatial_geopackages_and_shapefiles_are_refused(db, grids, tmp_path):
+    sample = parts([{"class_code": "0101", "name": "井盖", "geometry": centre(0, 0)}])
+    for path, message in empty_and_non_spatial_files(sample, tmp_path):
+        with pytest.raises(ImportFileError, match=message):
+            read_layer(path)
+        if path.exists():        # what GDAL itself reads from them is refused by the importer too
+            report = refused(db, pyogrio.read_dataframe(path)).report
+            assert report.problems[0].feature == "file" and report.imported == 0
+    assert counts(db)["part"] == 0
