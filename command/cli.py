@@ -208,9 +208,21 @@ Report = Annotated[Optional[Path], typer.Option(help="where to write the report 
 @import_app.command("grids")
 def import_grids_cmd(path: Path, layer: Layer = None, skip_invalid: Skip = False, map: Maps = [],  # noqa: B006
                      report: Report = None,
-                     county_name: Annotated[Optional[str], typer.Option(help="the county's name")] = None):
+                     county_name: Annotated[Optional[str], typer.Option(help="the county's name")] = None,
+                     gap_tolerance: Annotated[float, typer.Option(help="m²: smaller holes inside a community are"
+                                                                       " not reported as gaps")] = 1.0,
+                     overlap_tolerance: Annotated[float, typer.Option(help="m²: smaller overlaps between grids"
+                                                                           " are ignored")] = 0.5,
+                     far_away_km: Annotated[Optional[float], typer.Option(
+                         help="refuse a file lying farther than this from the existing grids (a wrong CRS);"
+                              " 0 turns the check off for a genuinely new area")] = None):
     """Unit grids: polygons with a 15-digit (or legacy 14-digit) `code`."""
-    _run_import("grids", path, layer, skip_invalid, map, report, county_name=county_name)
+    from gis.grid_import import PLAUSIBLE_DISTANCE_KM
+
+    distance = PLAUSIBLE_DISTANCE_KM if far_away_km is None else (far_away_km or None)
+    _run_import("grids", path, layer, skip_invalid, map, report, county_name=county_name,
+                gap_tolerance_m2=gap_tolerance, overlap_tolerance_m2=overlap_tolerance,
+                plausible_distance_km=distance)
 
 
 @import_app.command("parts")

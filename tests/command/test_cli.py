@@ -155,3 +155,17 @@ def test_apikey_create_prints_a_key_and_stores_only_its_hash(run, db):
     assert row == {"name": "12345热线平台", "key_hash": key_hash(key)}
     assert key_owner(db, key)["name"] == "12345热线平台" and key_owner(db, key + "x") is None
     assert run("apikey", "create", "x").exit_code == 2
+
+
+def test_import_tolerances_and_far_away_check_from_the_cli(run, tmp_path, db):
+    near = _grid_file(tmp_path / "near.geojson", [("430223001001001", 113.340)])
+    assert run("import", "grids", str(near)).exit_code == 0
+    far = _grid_file(tmp_path / "far.geojson", [("430223001001002", 116.400)])     # ~300 km away
+    refused = run("import", "grids", str(far))
+    assert refused.exit_code == 2 and "CRS" in refused.output
+    accepted = run("import", "grids", str(far), "--far-away-km", "0")
+    assert accepted.exit_code == 0, accepted.output
+    # Two grids overlapping by a sliver: refused by default, accepted with a larger tolerance.
+    sliver = _grid_file(tmp_path / "sliver.geojson", [("430223002001001", 113.3500), ("430223002001002", 113.35099)])
+    assert run("import", "grids", str(sliver)).exit_code == 2
+    assert run("import", "grids", str(sliver), "--overlap-tolerance", "2000").exit_code == 0
