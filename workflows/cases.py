@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from gis.db import audit
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
+from gis.geojson import BBox, bbox_condition
 from workflows import inspectors, routing
 from workflows.calendar import WorkCalendar
 from workflows.case_flow import CaseFlow, load_flow
@@ -431,27 +432,21 @@ def list_cases(conn: psycopg.Connection, desk: CaseDesk, actor: Any, f: CaseFilt
             raise Invalid(f"unknown state(s) {', '.join(sorted(unknown))}; states are {', '.join(desk.flow.states)}")
         conditions.append("c.state = ANY(%(states)s)")
         params["states"] = f.states
-    if f.class_code:
-        conditions.append("coalesce(c.event_class, c.part_class) = %(cls)s")
-        params["cls"] = f.class_code
-    if f.area:
-        conditions.append("c.grid_code LIKE %(area)s")
-        params["area"] = f.area + "%"
-    if f.dept_id:
-        conditions.append("c.dept_id = %(dept)s")
-        params["dept"] = f.dept_id
-    if f.source:
-        conditions.append("c.source = %(source)s")
-        params["source"] = f.source
+    # Plain equality/range filters: (SQL, parameter name, value or None when not asked for).
+    for sql, name, value in (
+            ("coalesce(c.event_class, c.part_class) = %(cls)s", "cls", f.class_code),
+            ("c.grid_code LIKE %(area)s", "area", f.area + "%" if f.area else None),
+            ("c.dept_id = %(dept)s", "dept", f.dept_id),
+            ("c.source = %(source)s", "source", f.source),
+            ("c.assignee_id = %(me)s", "me", actor.id if f.assigned_to_me else None),
+            ("c.id < %(before)s", "before", f.before_id)):
+        if value is not None:
+            conditions.append(sql)
+            params[name] = value
     if f.bbox:
-        conditions.append("c.location && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326)")
-        params.update(x0=f.bbox[0], y0=f.bbox[1], x1=f.bbox[2], y1=f.bbox[3])
-    if f.assigned_to_me:
-        conditions.append("c.assignee_id = %(me)s")
-        params["me"] = actor.id
-    if f.before_id:
-        conditions.append("c.id < %(before)s")
-        params["before"] = f.before_id
+        box_sql, box_params = bbox_condition("c.location", BBox(*f.bbox))
+        conditions.append(box_sql)
+        params.update(box_params)
     if f.due:
         if f.due not in ("green", "yellow", "red", "paused"):
             raise Invalid("due must be green, yellow, red or paused")
