@@ -128,18 +128,27 @@ def _next_case_no(conn: psycopg.Connection, now: dt.datetime) -> str:
 
 def find_duplicates(conn: psycopg.Connection, kind: str, class_code: str, lon: float, lat: float,
                     part_id: str | None, now: dt.datetime, exclude: int | None = None) -> list[dict]:
-    """Open cases of the same class within 50 m and 24 h, or on the same part."""
-    column = "event_class" if kind == "event" else "part_class"
+    """Open cases of the same class within 50 m and 24 h, or on the same part.
+
+    Written so each branch uses an index whatever the size of the table: the class and time
+    window through case_file_dup_idx with a bounding-box prefilter on the location (GiST),
+    the same part through case_file_part_idx; the exact distance is measured last."""
+    # 50 m as degrees, generously (longitude degrees shrink with latitude).
+    pad = DUPLICATE_RADIUS_M / 111_000 / max(math.cos(math.radians(lat)), 0.2) * 1.1
     return conn.execute(
-        "SELECT id, case_no, state, created_at,"
-        " round(ST_Distance(location::geography, p::geography)::numeric, 1)::float AS distance_m"
-        " FROM case_file, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS p"
-        f" WHERE {column} = %(cls)s AND state <> ALL(%(final)s) AND id IS DISTINCT FROM %(exclude)s"
-        " AND ((created_at >= %(since)s AND ST_DWithin(location::geography, p::geography, %(r)s))"
-        "      OR (%(part)s::text IS NOT NULL AND part_id = %(part)s))"
-        " ORDER BY distance_m, id LIMIT 10",
-        {"lon": lon, "lat": lat, "cls": class_code, "final": list(FINAL_STATES), "exclude": exclude,
-         "since": now - DUPLICATE_WINDOW, "r": DUPLICATE_RADIUS_M, "part": part_id}).fetchall()
+        "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS pt),"
+        " near AS (SELECT c.id FROM case_file c, p WHERE coalesce(c.event_class, c.part_class) = %(cls)s"
+        "   AND c.created_at >= %(since)s AND c.location && ST_Expand(p.pt, %(pad)s)"
+        "   AND ST_DWithin(c.location::geography, p.pt::geography, %(r)s)"
+        "  UNION SELECT c.id FROM case_file c WHERE %(part)s::text IS NOT NULL AND c.part_id = %(part)s)"
+        " SELECT c.id, c.case_no, c.state, c.created_at,"
+        " round(ST_Distance(c.location::geography, p.pt::geography)::numeric, 1)::float AS distance_m"
+        " FROM case_file c JOIN near USING (id), p"
+        " WHERE coalesce(c.event_class, c.part_class) = %(cls)s AND c.kind = %(kind)s"
+        " AND c.state <> ALL(%(final)s) AND c.id IS DISTINCT FROM %(exclude)s"
+        " ORDER BY distance_m, c.id LIMIT 10",
+        {"lon": lon, "lat": lat, "cls": class_code, "kind": kind, "final": list(FINAL_STATES), "exclude": exclude,
+         "since": now - DUPLICATE_WINDOW, "r": DUPLICATE_RADIUS_M, "part": part_id, "pad": pad}).fetchall()
 
 
 def _insert_photos(conn: psycopg.Connection, case_id: int, transition_id: int, photos: list[StoredPhoto],
