@@ -19,9 +19,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import io  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -100,22 +98,10 @@ def strtree_lookup(tree: shapely.STRtree, lon: np.ndarray, lat: np.ndarray) -> n
 @contextmanager
 def postgis_url():
     """The bench database: CITYGRID_BENCH_DATABASE_URL, or a throwaway local cluster."""
-    given = os.environ.get("CITYGRID_BENCH_DATABASE_URL")
-    if given:
-        yield given, "given database"
-        return
-    from command.services import PostgresCluster, free_port
+    from bench._stack import throwaway_postgres
 
-    tmp = tempfile.mkdtemp(prefix="citygrid-bench-")
-    cluster = PostgresCluster(data_dir=Path(tmp) / "pg", port=free_port(), password=None)
-    try:
-        cluster.init()
-        cluster.start(fast=True)
-        cluster.ensure_database("bench")
-        yield cluster.url("bench"), "throwaway cluster"
-    finally:
-        cluster.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with throwaway_postgres("citygrid-bench-", allow_given=True) as stack:
+        yield stack.url, stack.where
 
 
 def postgis_join(url: str, codes: list[str], polys: list[shapely.Geometry],

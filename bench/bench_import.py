@@ -8,9 +8,7 @@ Starts a throwaway PostGIS cluster in a temp folder and stops it at the end.
 """
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from command.services import PostgresCluster, free_port  # noqa: E402
+from bench._stack import throwaway_postgres  # noqa: E402
 from gis import catalog, migrate  # noqa: E402
 from gis.db import connect  # noqa: E402
 from gis.grid_import import import_grids  # noqa: E402
@@ -100,13 +98,9 @@ def read_and_import(run, path: Path, conn) -> tuple[object, float, float]:
 
 def main() -> None:
     rng = np.random.default_rng(2026)
-    home = Path(tempfile.mkdtemp(prefix="citygrid-bench-import-"))
-    cluster = PostgresCluster(home / "data", free_port(), superuser="postgres", password=None)
-    try:
-        cluster.init()
-        cluster.start(fast=True)
-        cluster.ensure_database("bench")
-        with connect(cluster.url("bench")) as conn:
+    with throwaway_postgres("citygrid-bench-import-") as stack:
+        home = stack.home
+        with connect(stack.url) as conn:
             migrate.migrate(conn)
             with conn.transaction():
                 catalog.load_catalog(conn, catalog.read_catalog())
@@ -135,9 +129,6 @@ def main() -> None:
             report, read_s, total_s = read_and_import(import_parts, part_file, conn)
             assert report.imported == PARTS, report.to_text()[:2000]
             timed("import parts", report.imported, read_s, total_s, part_baseline)
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ def _as_app_role(role: str | None):
     def configure(conn: psycopg.Connection) -> None:
         if role:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        # Many short queries from many requests at once on few cores: parallel workers and
+        # JIT compilation cost more than they save here (measured in bench/bench_cases.py).
+        conn.execute("SET max_parallel_workers_per_gather = 0")
+        conn.execute("SET jit = off")
         conn.commit()
 
     return configure

@@ -130,21 +130,22 @@ def find_duplicates(conn: psycopg.Connection, kind: str, class_code: str, lon: f
                     part_id: str | None, now: dt.datetime, exclude: int | None = None) -> list[dict]:
     """Open cases of the same class within 50 m and 24 h, or on the same part.
 
-    Written so each branch uses an index whatever the size of the table: the class and time
+    Written so each branch uses an index whatever the size of the table (parameters cast to
+    the columns' char type, or the comparison would be done as text): the class and time
     window through case_file_dup_idx with a bounding-box prefilter on the location (GiST),
     the same part through case_file_part_idx; the exact distance is measured last."""
     # 50 m as degrees, generously (longitude degrees shrink with latitude).
     pad = DUPLICATE_RADIUS_M / 111_000 / max(math.cos(math.radians(lat)), 0.2) * 1.1
     return conn.execute(
         "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS pt),"
-        " near AS (SELECT c.id FROM case_file c, p WHERE coalesce(c.event_class, c.part_class) = %(cls)s"
+        " near AS (SELECT c.id FROM case_file c, p WHERE coalesce(c.event_class, c.part_class) = %(cls)s::bpchar"
         "   AND c.created_at >= %(since)s AND c.location && ST_Expand(p.pt, %(pad)s)"
         "   AND ST_DWithin(c.location::geography, p.pt::geography, %(r)s)"
-        "  UNION SELECT c.id FROM case_file c WHERE %(part)s::text IS NOT NULL AND c.part_id = %(part)s)"
+        "  UNION SELECT c.id FROM case_file c WHERE %(part)s::text IS NOT NULL AND c.part_id = %(part)s::bpchar)"
         " SELECT c.id, c.case_no, c.state, c.created_at,"
         " round(ST_Distance(c.location::geography, p.pt::geography)::numeric, 1)::float AS distance_m"
         " FROM case_file c JOIN near USING (id), p"
-        " WHERE coalesce(c.event_class, c.part_class) = %(cls)s AND c.kind = %(kind)s"
+        " WHERE coalesce(c.event_class, c.part_class) = %(cls)s::bpchar AND c.kind = %(kind)s"
         " AND c.state <> ALL(%(final)s) AND c.id IS DISTINCT FROM %(exclude)s"
         " ORDER BY distance_m, c.id LIMIT 10",
         {"lon": lon, "lat": lat, "cls": class_code, "kind": kind, "final": list(FINAL_STATES), "exclude": exclude,
@@ -435,6 +436,9 @@ def list_cases(conn: psycopg.Connection, desk: CaseDesk, actor: Any, f: CaseFilt
     where, params = visibility(actor)
     conditions = [where]
     params.update(due_params(desk.flow, now), limit=f.limit)
+    if f.due or (f.states and not set(f.states) & set(FINAL_STATES)):
+        # Spelled out so the planner may use the partial index of open cases (0004).
+        conditions.append("c.state <> ALL(%(final_states)s)")
     if f.states:
         unknown = set(f.states) - set(desk.flow.states)
         if unknown:
@@ -468,7 +472,9 @@ def list_cases(conn: psycopg.Connection, desk: CaseDesk, actor: Any, f: CaseFilt
         f" {DUE_SQL.format(c='c')} AS due"
         " FROM case_file c LEFT JOIN event_class ec ON ec.code = c.event_class"
         " LEFT JOIN part_class pc ON pc.code = c.part_class"
-        f" WHERE {' AND '.join(conditions)} ORDER BY c.id DESC LIMIT %(limit)s", params).fetchall()
+        f" WHERE {' AND '.join(conditions)} ORDER BY c.id DESC LIMIT %(limit)s", params,
+        # A prepared statement would get one generic plan for every box size; plan each call.
+        prepare=False).fetchall()
     for row in rows:
         row["state_name"] = desk.flow.states[row["state"]].name
     return rows
