@@ -105,6 +105,22 @@ STATE_GROUPS = [("all", None, .25), ("open", [s for s in OPEN_MIX], .25), ("to_f
 T0 = dt.datetime.now(dt.timezone.utc)
 
 
+def _run_together(target, n: int, barrier: threading.Barrier) -> float:
+    """Start n threads running target(k), release them together at the barrier (which the
+    caller's threads also wait on), and return the wall time until all have finished."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def log(message: str) -> None:
     print(f"[{time.perf_counter() - _START:6.1f}s] {message}", flush=True)
 
@@ -495,17 +511,7 @@ def run_clients(url: str, work: list, clients: int, one, seconds: float | None =
             errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_together(client, clients, barrier)
     if errors:
         raise errors[0]
     return wall, [x for lat in latencies for x in lat], [x for d in done for x in d]
@@ -660,17 +666,7 @@ def run_concurrent(jobs: list[ListJob], use_processes: bool) -> tuple[float, lis
                 results[k] = {"error": repr(exc)}
                 barrier.abort()
 
-        threads = [threading.Thread(target=run, args=(k,)) for k in range(len(jobs))]
-        for t in threads:
-            t.start()
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        wall = _run_together(run, len(jobs), barrier)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
