@@ -9,9 +9,11 @@ const tasks = {
     try {
       const { data } = await api.get("/api/cases?mine=true&state=verifying&state=checking&limit=200");
       this.list = data.cases;
-      status.textContent = "";
+      // Clear only our own earlier failure: the ✓ of the action just taken stays readable.
+      if (status.dataset.kind === "error") { status.textContent = ""; delete status.dataset.kind; }
     } catch (err) {
       status.textContent = explainError(err);
+      status.dataset.kind = "error";
     }
     this.renderList();
   },
@@ -40,6 +42,7 @@ const tasks = {
       c = (await api.get(`/api/cases/${id}`)).data;
     } catch (err) {
       $("#task-status").textContent = explainError(err);
+      $("#task-status").dataset.kind = "error";
       return;
     }
     if (this.map) { this.map.remove(); this.map = null; }
@@ -61,7 +64,9 @@ const tasks = {
     if ($("#task-after")) renderPhotos($("#task-after"), c, ["after"]);
     renderActions($("#task-actions"), c, { onDone: async (result, a) => {
       this.close();
-      $("#task-status").textContent = `${actionName(a.action, a.name)} ✓ ${c.case_no}`;
+      const status = $("#task-status");
+      status.textContent = `${actionName(a.action, a.name)} ✓ ${c.case_no}`;
+      delete status.dataset.kind;
       await this.load();
     } });
     this.drawMap(c);
