@@ -84,20 +84,24 @@ def actor_label(actor: Any | None, source: str) -> tuple[int | None, str, str]:
 
 # ---------------------------------------------------------------- intake
 def _check_report(conn: psycopg.Connection, r: NewReport) -> tuple[float, float]:
+    """The report's class, part and location, checked; returns (lon, lat)."""
     if r.source not in SOURCES:
         raise Invalid(f"source {r.source!r} is not one of {', '.join(SOURCES)}")
     if r.kind not in ("event", "part"):
         raise Invalid("kind must be 'event' (事件) or 'part' (部件)")
-    table = "event_class" if r.kind == "event" else "part_class"
-    if not conn.execute(f"SELECT 1 FROM {table} WHERE code = %s", (r.class_code,)).fetchone():
-        raise Invalid(f"{'event' if r.kind == 'event' else 'part'} class {r.class_code!r} is not in the catalog;"
-                      " see /api/catalog for the codes")
     if len(r.description) > 2000:
         raise Invalid("the description is longer than 2000 characters")
+    table = "event_class" if r.kind == "event" else "part_class"
+    # Both lookups are sent before either answer is read (one round trip in a pipeline).
+    known = conn.execute(f"SELECT 1 FROM {table} WHERE code = %s", (r.class_code,))
+    part_row = (conn.execute("SELECT class_code, ST_X(location) AS x, ST_Y(location) AS y FROM part WHERE id = %s",
+                             (r.part_id,)) if r.part_id else None)
+    if not known.fetchone():
+        raise Invalid(f"{'event' if r.kind == 'event' else 'part'} class {r.class_code!r} is not in the catalog;"
+                      " see /api/catalog for the codes")
     lon, lat = r.lon, r.lat
-    if r.part_id:
-        part = conn.execute("SELECT class_code, ST_X(location) AS x, ST_Y(location) AS y FROM part WHERE id = %s",
-                            (r.part_id,)).fetchone()
+    if part_row is not None:
+        part = part_row.fetchone()
         if part is None:
             raise Invalid(f"part {r.part_id} is not in the parts inventory")
         if r.kind != "part" or part["class_code"] != r.class_code:
@@ -111,45 +115,56 @@ def _check_report(conn: psycopg.Connection, r: NewReport) -> tuple[float, float]
     return lon, lat
 
 
-def _grid_of(conn: psycopg.Connection, lon: float, lat: float) -> str:
-    row = conn.execute("SELECT code FROM grid WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
-                       " ORDER BY code LIMIT 1", (lon, lat)).fetchone()
+_GRID_OF_SQL = ("SELECT code FROM grid WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+                " ORDER BY code LIMIT 1")
+
+
+def _grid_code(row: dict | None, lon: float, lat: float) -> str:
     if row is None:
         raise Invalid(f"({lon:.6f}, {lat:.6f}) lies outside the jurisdiction's unit grids; check the location")
     return row["code"]
 
 
-def _next_case_no(conn: psycopg.Connection, now: dt.datetime) -> str:
-    day = now.astimezone(LOCAL_TZ).date()
-    n = conn.execute("INSERT INTO case_number (day, last) VALUES (%s, 1) ON CONFLICT (day)"
-                     " DO UPDATE SET last = case_number.last + 1 RETURNING last", (day,)).fetchone()["last"]
-    return f"{day:%Y%m%d}{n:05d}"
+# The day's next number (案卷编号 = date + 5 digits), taken in the INSERT itself: the day's
+# counter row stays locked from there to the commit, so the numbers have no gaps.
+_CASE_NO_SQL = ("(SELECT to_char(%(day)s::date, 'YYYYMMDD') || lpad(n.last::text, 5, '0') FROM n)")
+_NEXT_NUMBER_CTE = ("WITH n AS (INSERT INTO case_number (day, last) VALUES (%(day)s, 1) ON CONFLICT (day)"
+                    " DO UPDATE SET last = case_number.last + 1 RETURNING last) ")
+
+
+_DUPLICATE_SELECT = (
+    "SELECT c.id, c.case_no, c.state, c.created_at,"
+    " round(ST_Distance(c.location::geography, p::geography)::numeric, 1)::float AS distance_m"
+    " FROM case_file c, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS p"
+    " WHERE coalesce(c.event_class, c.part_class) = %(cls)s::bpchar AND c.kind = %(kind)s"
+    " AND c.state <> ALL(%(final)s) AND c.id IS DISTINCT FROM %(exclude)s AND "
+)
 
 
 def find_duplicates(conn: psycopg.Connection, kind: str, class_code: str, lon: float, lat: float,
                     part_id: str | None, now: dt.datetime, exclude: int | None = None) -> list[dict]:
-    """Open cases of the same class within 50 m and 24 h, or on the same part.
+    """Open cases of the same class within 50 m and 24 h, or on the same part; nearest first.
 
-    Written so each branch uses an index whatever the size of the table (parameters cast to
-    the columns' char type, or the comparison would be done as text): the class and time
-    window through case_file_dup_idx with a bounding-box prefilter on the location (GiST),
-    the same part through case_file_part_idx; the exact distance is measured last."""
+    Two plain statements rather than one with OR, so each is planned onto its index
+    whatever the size of the table (parameters cast to the columns' char type, or the
+    comparison would be done as text): nearby through case_file_dup_idx (class + time)
+    and a bounding box on the location's GiST index, the exact distance measured last;
+    the same part through case_file_part_idx."""
     # 50 m as degrees, generously (longitude degrees shrink with latitude).
     pad = DUPLICATE_RADIUS_M / 111_000 / max(math.cos(math.radians(lat)), 0.2) * 1.1
-    return conn.execute(
-        "WITH p AS (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS pt),"
-        " near AS (SELECT c.id FROM case_file c, p WHERE coalesce(c.event_class, c.part_class) = %(cls)s::bpchar"
-        "   AND c.created_at >= %(since)s AND c.location && ST_Expand(p.pt, %(pad)s)"
-        "   AND ST_DWithin(c.location::geography, p.pt::geography, %(r)s)"
-        "  UNION SELECT c.id FROM case_file c WHERE %(part)s::text IS NOT NULL AND c.part_id = %(part)s::bpchar)"
-        " SELECT c.id, c.case_no, c.state, c.created_at,"
-        " round(ST_Distance(c.location::geography, p.pt::geography)::numeric, 1)::float AS distance_m"
-        " FROM case_file c JOIN near USING (id), p"
-        " WHERE coalesce(c.event_class, c.part_class) = %(cls)s::bpchar AND c.kind = %(kind)s"
-        " AND c.state <> ALL(%(final)s) AND c.id IS DISTINCT FROM %(exclude)s"
-        " ORDER BY distance_m, c.id LIMIT 10",
-        {"lon": lon, "lat": lat, "cls": class_code, "kind": kind, "final": list(FINAL_STATES), "exclude": exclude,
-         "since": now - DUPLICATE_WINDOW, "r": DUPLICATE_RADIUS_M, "part": part_id, "pad": pad}).fetchall()
+    params = {"lon": lon, "lat": lat, "cls": class_code, "kind": kind, "final": list(FINAL_STATES),
+              "exclude": exclude, "since": now - DUPLICATE_WINDOW, "r": DUPLICATE_RADIUS_M, "pad": pad,
+              "part": part_id}
+    found = conn.execute(
+        _DUPLICATE_SELECT + "c.created_at >= %(since)s AND c.location && ST_Expand(p, %(pad)s)"
+        " AND ST_DWithin(c.location::geography, p::geography, %(r)s) ORDER BY distance_m, c.id LIMIT 10",
+        params).fetchall()
+    if part_id:
+        seen = {d["id"] for d in found}
+        found += [d for d in conn.execute(_DUPLICATE_SELECT + "c.part_id = %(part)s::bpchar", params).fetchall()
+                  if d["id"] not in seen]
+        found.sort(key=lambda d: (d["distance_m"], d["id"]))
+    return found[:10]
 
 
 def _insert_photos(conn: psycopg.Connection, case_id: int, transition_id: int, photos: list[StoredPhoto],
@@ -163,62 +178,86 @@ def _insert_photos(conn: psycopg.Connection, case_id: int, transition_id: int, p
 
 
 def _record(conn: psycopg.Connection, case_id: int, actor: Any | None, source: str, action: str,
-            from_state: str | None, to_state: str, note: str | None, detail: dict, at: dt.datetime) -> int:
-    """One history row, stamped with the time the action took effect."""
+            from_state: str | None, to_state: str, note: str | None, detail: dict, at: dt.datetime,
+            returning: bool = True) -> int | None:
+    """One history row, stamped with the time the action took effect; its id when asked
+    (photos point at it), else nothing, so that in a pipeline no answer is waited for."""
     actor_id, name, role = actor_label(actor, source)
-    return conn.execute(
+    cur = conn.execute(
         "INSERT INTO case_transition (case_id, at, actor_id, actor, role, action, from_state, to_state, note,"
-        " detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (case_id, at, actor_id, name, role, action, from_state, to_state, note, Jsonb(detail))).fetchone()["id"]
+        " detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + (" RETURNING id" if returning else ""),
+        (case_id, at, actor_id, name, role, action, from_state, to_state, note, Jsonb(detail)))
+    return cur.fetchone()["id"] if returning else None
+
+
+_NEW_CASE_COLUMNS = ("kind", "event_class", "part_class", "part_id", "description", "address", "source", "state",
+                     "grid_code", "suggested_dept_id", "assignee_id", "stage", "stage_limit_kind",
+                     "stage_started_at", "stage_warn_at", "stage_deadline", "created_at", "updated_at")
 
 
 def report(conn: psycopg.Connection, desk: CaseDesk, r: NewReport, actor: Any | None = None,
            photos: list[StoredPhoto] = (), now: dt.datetime | None = None) -> Reported:
     """Take a report and open a case: geocode, duplicate check, routing suggestion, clocks,
-    history and audit — one transaction. A replayed client_ref returns the case it made."""
+    history and audit — one transaction. A replayed client_ref returns the case it made.
+
+    Everything the new row needs is worked out first, so the case is written once; the
+    writes that follow need no answers and go to the server in one pipeline."""
     now = now or _now()
-    with conn.transaction():
-        if r.client_ref:
-            seen = conn.execute("SELECT case_id FROM case_reporter WHERE client_ref = %s", (r.client_ref,)).fetchone()
-            if seen:
-                return Reported(_plain_case(conn, seen["case_id"]), replayed=True)
-        lon, lat = _check_report(conn, r)
-        grid = _grid_of(conn, lon, lat)
+    # In the pipeline, statements queued before an answer is read travel together.
+    with conn.transaction(), conn.pipeline():
+        seen = (conn.execute("SELECT case_id FROM case_reporter WHERE client_ref = %s", (r.client_ref,))
+                if r.client_ref else None)
+        refused = None
+        try:
+            lon, lat = _check_report(conn, r)
+        except Invalid as e:
+            refused = e
+        earlier = seen.fetchone() if seen is not None else None
+        if earlier:                 # a replay answers with the case it made, even if refused now
+            return Reported(_plain_case(conn, earlier["case_id"]), replayed=True)
+        if refused:
+            raise refused
+        grid_row = conn.execute(_GRID_OF_SQL, (lon, lat))
+        clock = desk.clock(conn)
+        grid = _grid_code(grid_row.fetchone(), lon, lat)
         duplicates = find_duplicates(conn, r.kind, r.class_code, lon, lat, r.part_id, now)
         state = "reported" if r.source == "inspector" else "verifying"
-        case = conn.execute(
-            "INSERT INTO case_file (case_no, kind, event_class, part_class, part_id, description, address, source,"
-            " state, grid_code, location, created_at, updated_at)"
-            " VALUES (%(no)s, %(kind)s, %(ev)s, %(pc)s, %(part)s, %(desc)s, %(addr)s, %(src)s, %(state)s, %(grid)s,"
-            " ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(now)s, %(now)s)"
-            " RETURNING *, ST_AsText(location) AS location_wkt",
-            {"no": _next_case_no(conn, now), "kind": r.kind, "ev": r.class_code if r.kind == "event" else None,
-             "pc": r.class_code if r.kind == "part" else None, "part": r.part_id, "desc": r.description.strip(),
-             "addr": r.address, "src": r.source, "state": state, "grid": grid, "lon": lon, "lat": lat,
-             "now": now}).fetchone()
-        changes: dict[str, Any] = {"suggested_dept_id": routing.suggest(conn, case)}
-        changes.update(desk.clock(conn).enter_stage(case, desk.flow.states[state].clock, now))
+        new = {"kind": r.kind, "event_class": r.class_code if r.kind == "event" else None,
+               "part_class": r.class_code if r.kind == "part" else None, "part_id": r.part_id,
+               "description": r.description.strip(), "address": r.address, "source": r.source, "state": state,
+               "grid_code": grid, "created_at": now, "updated_at": now, "assignee_id": None}
+        new["suggested_dept_id"] = routing.suggest(conn, new)
+        new.update(clock.plan_stage(desk.flow.states[state].clock, now))
         if state == "verifying":
-            changes["assignee_id"] = inspectors.responsible_inspector(conn, grid, case["location_wkt"])
-        _update(conn, case["id"], changes, now, bump=False)
+            new["assignee_id"] = inspectors.responsible_inspector(conn, grid, f"POINT({float(lon)!r} {float(lat)!r})")
+        case = conn.execute(
+            _NEXT_NUMBER_CTE + f"INSERT INTO case_file (case_no, location, {', '.join(_NEW_CASE_COLUMNS)})"
+            f" VALUES ({_CASE_NO_SQL}, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),"
+            f" {', '.join(f'%({k})s' for k in _NEW_CASE_COLUMNS)}) RETURNING id, case_no",
+            {**new, "lon": lon, "lat": lat, "day": now.astimezone(LOCAL_TZ).date()}).fetchone()
+        case_id = case["id"]
         actor_id, name, _ = actor_label(actor, r.source)
+        detail = {"grid_code": grid, "duplicates": [d["id"] for d in duplicates],
+                  "suggested_dept_id": new["suggested_dept_id"]}
+        clock.arm_stage(case_id, new, now)
         conn.execute("INSERT INTO case_reporter (case_id, source, user_id, name, phone, email, client_ref,"
                      " reported_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                     (case["id"], r.source, actor_id, r.reporter_name or (None if actor is None else name),
+                     (case_id, r.source, actor_id, r.reporter_name or (None if actor is None else name),
                       r.reporter_phone, r.reporter_email, r.client_ref, now))
-        detail = {"grid_code": grid, "duplicates": [d["id"] for d in duplicates],
-                  "suggested_dept_id": changes["suggested_dept_id"]}
-        transition_id = _record(conn, case["id"], actor, r.source, "report", None, state, r.description or None,
-                                detail, now)
-        _insert_photos(conn, case["id"], transition_id, list(photos), name, now)
-        audit(conn, actor=name, actor_id=actor_id, action="case.report", entity="case", entity_id=str(case["id"]),
+        transition_id = _record(conn, case_id, actor, r.source, "report", None, state, r.description or None,
+                                detail, now, returning=bool(photos))
+        if photos:
+            _insert_photos(conn, case_id, transition_id, list(photos), name, now)
+        audit(conn, actor=name, actor_id=actor_id, action="case.report", entity="case", entity_id=str(case_id),
               detail={"case_no": case["case_no"], "source": r.source, "state": state})
-        _announce_tasks(conn, case, changes, state)
-        live(conn, "case", case["id"])
-        return Reported(_plain_case(conn, case["id"]), duplicates=duplicates)
+        _announce_tasks(conn, {"id": case_id, "case_no": case["case_no"]}, new, state)
+        live(conn, "case", case_id)
+        created = _plain_case(conn, case_id)
+        return Reported(created, duplicates=duplicates)
 
 
 def _announce_tasks(conn: psycopg.Connection, case: dict, changes: dict, state: str) -> None:
+    """Tell who has to act next on a new case."""
     if state == "verifying":
         if changes.get("assignee_id"):
             notify(conn, kind="case.verify_task", case_id=case["id"], user_id=changes["assignee_id"],

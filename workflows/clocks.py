@@ -28,9 +28,9 @@ class Limits:
 
     @classmethod
     def load(cls, conn: psycopg.Connection, default_part: tuple[str, float]) -> "Limits":
-        body = conn.execute("SELECT body FROM catalog_document").fetchone()["body"]
+        row = conn.execute("SELECT body->'stage_limits' AS stages FROM catalog_document").fetchone()
         stages = {name: TimeLimit.from_stage(spec["kind"], int(spec["minutes"]))
-                  for name, spec in (body.get("stage_limits") or {}).items()}
+                  for name, spec in ((row and row["stages"]) or {}).items()}
         return cls(stages, TimeLimit.from_catalog(*default_part))
 
     def handling(self, conn: psycopg.Connection, case: dict) -> TimeLimit:
@@ -65,15 +65,24 @@ class CaseClock:
     # ------------------------------------------------------------ stage clock
     def enter_stage(self, case: dict, stage: str | None, now: datetime) -> dict:
         _cancel(self.conn, case["id"], "stage")
+        fields = self.plan_stage(stage, now)
+        self.arm_stage(case["id"], fields, now)
+        return fields
+
+    def plan_stage(self, stage: str | None, now: datetime) -> dict:
+        """The stage columns of a case entering `stage` now (no database work: a new case
+        gets them in its INSERT)."""
         limit = self.limits.stages.get(stage) if stage else None
         if limit is None:
             return {"stage": stage, "stage_limit_kind": None, "stage_started_at": None,
                     "stage_warn_at": None, "stage_deadline": None}
-        deadline = self.calendar.add(now, limit)
-        warn_at = self.calendar.warn_at(now, limit, WARN_FRACTION)
-        _arm(self.conn, case["id"], "stage", warn_at, deadline, now)
         return {"stage": stage, "stage_limit_kind": limit.kind.value, "stage_started_at": now,
-                "stage_warn_at": warn_at, "stage_deadline": deadline}
+                "stage_warn_at": self.calendar.warn_at(now, limit, WARN_FRACTION),
+                "stage_deadline": self.calendar.add(now, limit)}
+
+    def arm_stage(self, case_id: int, fields: dict, now: datetime) -> None:
+        if fields["stage_deadline"] is not None:
+            _arm(self.conn, case_id, "stage", fields["stage_warn_at"], fields["stage_deadline"], now)
 
     # ------------------------------------------------------------ handling clock
     def start_handling(self, case: dict, now: datetime) -> dict:

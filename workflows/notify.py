@@ -15,11 +15,11 @@ def live(conn: psycopg.Connection, kind: str, id: object) -> None:
 
 
 def notify(conn: psycopg.Connection, *, kind: str, message: str, case_id: int | None = None,
-           user_id: int | None = None, role: str | None = None, dept_id: int | None = None) -> int:
-    row = conn.execute(
-        "INSERT INTO notification (kind, message, case_id, user_id, role, dept_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (kind, message, case_id, user_id, role, dept_id)).fetchone()
-    notification_id = row["id"] if isinstance(row, dict) else row[0]
-    live(conn, "notification", notification_id)
-    return notification_id
+           user_id: int | None = None, role: str | None = None, dept_id: int | None = None) -> None:
+    """Store a notification and announce it on the live bus, in one statement that needs no
+    answer (so it can ride in a pipeline with the caller's other writes)."""
+    conn.execute(
+        "WITH n AS (INSERT INTO notification (kind, message, case_id, user_id, role, dept_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
+        " SELECT pg_notify(%s, json_build_object('kind', 'notification', 'id', n.id)::text) FROM n",
+        (kind, message, case_id, user_id, role, dept_id, LIVE_CHANNEL))

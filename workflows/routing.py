@@ -17,32 +17,27 @@ from gis.db import audit
 from gis.errors import Invalid
 
 
-def _rule(conn: psycopg.Connection, kind: str, cls: str, grid_code: str, *, with_area: bool) -> int | None:
-    row = conn.execute(
-        "SELECT dept_id FROM routing_rule WHERE kind = %(kind)s"
-        " AND (class_code IS NULL OR class_code = left(%(cls)s, length(class_code)))"
-        f" AND {'area_code IS NOT NULL AND %(grid)s LIKE area_code || %(pct)s' if with_area else 'area_code IS NULL'}"
-        " ORDER BY length(coalesce(area_code, '')) DESC, length(coalesce(class_code, '')) DESC LIMIT 1",
-        {"kind": kind, "cls": cls, "grid": grid_code, "pct": "%"}).fetchone()
-    return row["dept_id"] if row else None
-
-
-def _principle(conn: psycopg.Connection, case: dict) -> int | None:
-    if case["kind"] == "part" and case.get("part_id"):
-        row = conn.execute("SELECT coalesce(dept_owner_id, dept_maintainer_id) AS d FROM part WHERE id = %s",
-                           (case["part_id"],)).fetchone()
-        if row and row["d"]:
-            return row["d"]
-    row = conn.execute("SELECT dept_id FROM area_department WHERE %s LIKE area_code || '%%'"
-                       " ORDER BY length(area_code) DESC LIMIT 1", (case["grid_code"],)).fetchone()
-    return row["dept_id"] if row else None
+# One statement; coalesce() evaluates the lookups in order and stops at the first answer.
+_SUGGEST_SQL = (
+    "SELECT coalesce("
+    " (SELECT dept_id FROM routing_rule WHERE kind = %(kind)s AND area_code IS NOT NULL"
+    "   AND (class_code IS NULL OR class_code = left(%(cls)s, length(class_code)))"
+    "   AND %(grid)s LIKE area_code || '%%'"
+    "   ORDER BY length(area_code) DESC, length(coalesce(class_code, '')) DESC LIMIT 1),"
+    " (SELECT coalesce(dept_owner_id, dept_maintainer_id) FROM part"
+    "   WHERE %(kind)s = 'part' AND id = %(part)s::bpchar),"
+    " (SELECT dept_id FROM area_department WHERE %(grid)s LIKE area_code || '%%'"
+    "   ORDER BY length(area_code) DESC LIMIT 1),"
+    " (SELECT dept_id FROM routing_rule WHERE kind = %(kind)s AND area_code IS NULL"
+    "   AND (class_code IS NULL OR class_code = left(%(cls)s, length(class_code)))"
+    "   ORDER BY length(coalesce(class_code, '')) DESC LIMIT 1)) AS dept_id"
+)
 
 
 def suggest(conn: psycopg.Connection, case: dict) -> int | None:
-    cls = case["event_class"] or case["part_class"]
-    return (_rule(conn, case["kind"], cls, case["grid_code"], with_area=True)
-            or _principle(conn, case)
-            or _rule(conn, case["kind"], cls, case["grid_code"], with_area=False))
+    """`case` needs kind, event_class/part_class, part_id and grid_code."""
+    return conn.execute(_SUGGEST_SQL, {"kind": case["kind"], "cls": case["event_class"] or case["part_class"],
+                                       "grid": case["grid_code"], "part": case.get("part_id")}).fetchone()["dept_id"]
 
 
 def load_routing(conn: psycopg.Connection, doc: dict[str, Any], actor: str) -> dict[str, int]:
