@@ -22,9 +22,10 @@ demo_app = typer.Typer(help="The demo city.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The part/event catalog.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
 routing_app = typer.Typer(help="The routing matrix (派遣矩阵).", no_args_is_help=True)
+units_app = typer.Typer(help="Patrol units (巡查单元) and their GPS devices.", no_args_is_help=True)
 for sub, name in ((services_app, "services"), (db_app, "db"), (import_app, "import"), (users_app, "users"),
                   (demo_app, "demo"), (catalog_app, "catalog"), (apikey_app, "apikey"),
-                  (routing_app, "routing")):
+                  (routing_app, "routing"), (units_app, "units")):
     app.add_typer(sub, name=name)
 
 
@@ -331,6 +332,49 @@ def demo_seed(seed: Annotated[int, typer.Option(help="random seed of the generat
 
 
 # ---------------------------------------------------------------- serve
+# ---------------------------------------------------------------- patrol units and ingest
+@units_app.command("add")
+def units_add(name: Annotated[str, typer.Option(help="the unit's name, e.g. 监督员张三 or 湘B·12345")],
+              kind: Annotated[str, typer.Option(help="inspector, officer, vehicle or team")],
+              dept: Annotated[Optional[str], typer.Option(help="department name")] = None,
+              phone: Annotated[Optional[str], typer.Option()] = None,
+              user: Annotated[Optional[str], typer.Option(help="the person's login (inspectors)")] = None,
+              device: Annotated[list[str], typer.Option(help="owntracks:USER/DEVICE or osmand:ID (repeatable)")] = []):  # noqa: B006
+    """Register a unit and bind its devices; prints the unit id."""
+    import getpass
+
+    from devices.registry import add_unit
+    from gis.errors import CityGridError
+
+    with owner_connection() as conn:
+        try:
+            unit_id = add_unit(conn, name=name, kind=kind, dept=dept, phone=phone, devices=device, username=user,
+                               actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:
+            fail(str(e))
+    typer.echo(unit_id)
+
+
+@app.command("ingest")
+def ingest(name: Annotated[Optional[str], typer.Option(
+        help="this worker's stable name (default: the host name); a restarted worker must keep"
+             " its name to get back the messages the broker kept for it")] = None):
+    """Run an ingest worker: patrol positions from MQTT into the database. Start several,
+    each with its own --name, to share the load (MQTT shared subscription); stop with
+    Ctrl-C or SIGTERM."""
+    import logging
+    import signal
+    import socket
+
+    from devices.ingest import IngestWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = IngestWorker(settings(), name or socket.gethostname())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()
+
+
 @app.command("serve")
 def serve(host: Annotated[Optional[str], typer.Option()] = None,
           port: Annotated[Optional[int], typer.Option()] = None):

@@ -31,6 +31,22 @@ class Settings(BaseSettings):
     timer_interval_seconds: float = 2.0      # case timer loop in `serve`; 0 turns it off
     catalog_path: Path | None = None         # defaults to gis/seed/catalog.yaml
 
+    # Patrol GPS ingest (citygrid ingest) and its alarms
+    ingest_share_group: str = "citygrid-ingest"   # MQTT shared-subscription group of the workers
+    osmand_port: int | None = None           # also serve /osmand on this port (Traccar Client: 5055)
+    position_retention_days: int = 90        # daily position partitions older than this are dropped
+    ingest_batch_max: int = 5000             # messages per database transaction, at most …
+    ingest_batch_wait_ms: int = 50           # … or what arrived within this time
+    poor_accuracy_m: float = 100.0           # fixes less accurate than this are flagged
+    max_speed_kmh: float = 180.0             # a jump faster than this from the last fix is flagged
+    out_of_area_seconds: int = 120           # outside the shift's area this long → alarm
+    out_of_area_escalate_minutes: int = 10   # … still outside → the unit's leader is told
+    stationary_radius_m: float = 30.0        # moved less than this …
+    stationary_minutes: int = 20             # … for this long during a shift → alarm
+    stationary_escalate_minutes: int = 40
+    offline_minutes: int = 10                # no fix this long during a shift → alarm
+    sos_radius_m: float = 1000.0             # on-duty units within this distance are called to help
+
     def check_secret(self) -> None:
         """The server refuses to start on a secret everybody knows (outside demo mode)."""
         if not self.demo and self.secret_key.get_secret_value() == DEMO_SECRET:

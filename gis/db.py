@@ -17,17 +17,19 @@ from psycopg_pool import ConnectionPool
 from gis.config import Settings
 
 
-def _as_app_role(role: str | None):
-    def configure(conn: psycopg.Connection) -> None:
-        if role:
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        # Many short queries from many requests at once on few cores: parallel workers and
-        # JIT compilation cost more than they save here (measured in bench/bench_cases.py).
-        conn.execute("SET max_parallel_workers_per_gather = 0")
-        conn.execute("SET jit = off")
-        conn.commit()
+def prepare_app_session(conn: psycopg.Connection, role: str | None) -> None:
+    """Set a connection up the way the server uses it (the pool does this to each one)."""
+    if role:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    # Many short queries from many requests at once on few cores: parallel workers and
+    # JIT compilation cost more than they save here (measured in bench/bench_cases.py).
+    conn.execute("SET max_parallel_workers_per_gather = 0")
+    conn.execute("SET jit = off")
+    conn.commit()
 
-    return configure
+
+def _as_app_role(role: str | None):
+    return lambda conn: prepare_app_session(conn, role)
 
 
 def open_pool(settings: Settings, *, min_size: int = 1, max_size: int | None = None) -> ConnectionPool:

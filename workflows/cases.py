@@ -467,6 +467,17 @@ class CaseFilter:
     limit: int = 100
 
 
+# A list row: what the console list and map markers show (parameters of due_params()).
+LIST_SELECT = (
+    "SELECT c.id, c.case_no, coalesce(c.event_class, c.part_class) AS class_code,"
+    " coalesce(ec.name, pc.name) AS class_name, c.state, c.source, c.grid_code, c.dept_id,"
+    " ST_X(c.location) AS lon, ST_Y(c.location) AS lat, c.created_at, c.stage_deadline, c.handle_deadline,"
+    f" {DUE_SQL.format(c='c')} AS due"
+    " FROM case_file c LEFT JOIN event_class ec ON ec.code = c.event_class"
+    " LEFT JOIN part_class pc ON pc.code = c.part_class"
+)
+
+
 def list_cases(conn: psycopg.Connection, desk: CaseDesk, actor: Any, f: CaseFilter,
                now: dt.datetime | None = None) -> list[dict]:
     now = now or _now()
@@ -505,13 +516,7 @@ def list_cases(conn: psycopg.Connection, desk: CaseDesk, actor: Any, f: CaseFilt
         conditions.append(f"({DUE_SQL.format(c='c')}) = %(due)s")
         params["due"] = f.due
     rows = conn.execute(
-        "SELECT c.id, c.case_no, coalesce(c.event_class, c.part_class) AS class_code,"
-        " coalesce(ec.name, pc.name) AS class_name, c.state, c.source, c.grid_code, c.dept_id,"
-        " ST_X(c.location) AS lon, ST_Y(c.location) AS lat, c.created_at, c.stage_deadline, c.handle_deadline,"
-        f" {DUE_SQL.format(c='c')} AS due"
-        " FROM case_file c LEFT JOIN event_class ec ON ec.code = c.event_class"
-        " LEFT JOIN part_class pc ON pc.code = c.part_class"
-        f" WHERE {' AND '.join(conditions)} ORDER BY c.id DESC LIMIT %(limit)s", params,
+        LIST_SELECT + f" WHERE {' AND '.join(conditions)} ORDER BY c.id DESC LIMIT %(limit)s", params,
         # A prepared statement would get one generic plan for every box size; plan each call.
         prepare=False).fetchall()
     for row in rows:

@@ -1,0 +1,245 @@
+"""The ingest worker (`citygrid ingest`): MQTT in, batches into PostgreSQL, nothing lost.
+
+    network thread (paho)  ──bounded queue──▶  writer (this thread)  ──▶  one transaction
+                                                                            per batch, then
+                                                                            PUBACK of its messages
+
+- MQTT 5 with a persistent session (clean_start off, a long session expiry) and manual
+  acknowledgements: a message is acknowledged only after the transaction holding it has
+  committed, so a worker killed at any moment leaves the unacknowledged ones with the broker,
+  which delivers them again; (device, fix_time) makes the second delivery a no-op.
+- Shared subscriptions ($share/GROUP/…) let several workers split the load. The broker keeps
+  dealing a share to a stopped worker's session until it expires: restart a worker under
+  its own name, and give test or trial workers a group of their own.
+- The broker sends at most RECEIVE_MAXIMUM unacknowledged messages: that bounds the queue
+  and holds the rest at the broker while the database is slow or down.
+- The database going away is waited out (the batch is kept and retried); messages that
+  cannot be decoded go to dead_letter with the reason and are acknowledged (they would
+  fail the same way forever).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices import partitions
+from devices.decoders import native, owntracks
+from devices.fix import MAX_PAYLOAD_BYTES, DecodeError
+from devices.store import Batch, Limits, Received, Writer, write
+from gis.config import Settings
+from gis.db import connect, prepare_app_session
+
+log = logging.getLogger("citygrid.ingest")
+
+TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos")
+RECEIVE_MAXIMUM = 20_000                 # unacknowledged messages the broker may send us
+SESSION_EXPIRY_S = 7 * 24 * 3600         # the broker keeps our queue this long while we are away
+HEARTBEAT_S = 5.0
+HOUSEKEEPING_S = 3600.0
+
+
+def decode(message: Received) -> list:
+    """The decoder a topic calls for; DecodeError for anything it cannot take."""
+    if len(message.payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError("too_large", f"{len(message.payload):,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte limit")
+    if message.source == "owntracks":
+        return owntracks.decode(message.topic, message.payload, message.received_at)
+    if message.source == "native":
+        return native.decode(message.topic, message.payload, message.received_at)
+    raise DecodeError("bad_topic", f"nothing decodes topic {message.topic!r}")
+
+
+def source_of(topic: str) -> str:
+    return "owntracks" if topic.startswith("owntracks/") else "native" if topic.startswith("citygrid/") else "unknown"
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    handler_errors: int = 0
+
+
+class IngestWorker:
+    def __init__(self, settings: Settings, name: str, *, chain=None, client_id: str | None = None):
+        self.settings, self.name = settings, name
+        self.client_id = client_id or f"citygrid-ingest-{name}"
+        self.inbox: queue.Queue = queue.Queue(maxsize=RECEIVE_MAXIMUM + 1000)
+        self.counters = Counters()
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.stop_event = threading.Event()
+        self.connected = threading.Event()
+        self._generation = 0                  # bumps on every (re)connect: old message ids are void
+        self.writer = Writer(Limits(settings.poor_accuracy_m, settings.max_speed_kmh / 3.6, None), chain=chain)
+        self.client = self._make_client()
+        self._conn: psycopg.Connection | None = None
+
+    # ---------------------------------------------------------------- MQTT side
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        self._generation += 1
+        # Subscribing again on a resumed session is harmless and covers a broker that lost it.
+        client.subscribe([(f"$share/{self.settings.ingest_share_group}/{t}", mqtt.SubscribeOptions(qos=1)) for t in TOPICS])
+        self.connected.set()
+        log.info("connected to the broker (session %s)", "resumed" if flags.session_present else "new")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if not self.stop_event.is_set():
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put((self._generation, msg.mid, msg.qos,
+                        Received(source_of(msg.topic), msg.topic, bytes(msg.payload), dt.datetime.now(dt.timezone.utc))))
+
+    def connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+                                  clean_start=False, properties=props)
+        self.client.loop_start()
+
+    # ---------------------------------------------------------------- database side
+    def _db(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.settings.database_url)
+            prepare_app_session(self._conn, self.settings.db_app_role)
+            self.writer.directory.load(self._conn)
+            self.writer.partitions = partitions.PartitionKeeper()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+    def _take_batch(self) -> list:
+        """What arrived, up to the batch size, waiting at most the batch window."""
+        items = []
+        deadline = time.monotonic() + self.settings.ingest_batch_wait_ms / 1000
+        while len(items) < self.settings.ingest_batch_max:
+            timeout = deadline - time.monotonic()
+            try:
+                items.append(self.inbox.get(timeout=max(timeout, 0)) if timeout > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _decode_all(self, items: list) -> Batch:
+        batch = Batch(received_at=dt.datetime.now(dt.timezone.utc))
+        for _, _, _, message in items:
+            try:
+                batch.add(message, decode(message))
+            except DecodeError as e:
+                batch.refuse(message, e)
+            except Exception as e:  # noqa: BLE001 - a decoder bug must not lose the message
+                log.exception("decoder failed on %s", message.topic)
+                batch.refuse(message, DecodeError("decoder_error", f"decoder failed: {e!r}"))
+        return batch
+
+    def _write_until_done(self, batch: Batch):
+        """Write the batch, waiting out a database that is down: never drop, never ack early."""
+        delay = 0.5
+        while True:
+            try:
+                return write(self._db(), batch, self.writer)
+            except psycopg.OperationalError as e:
+                log.warning("database unavailable (%s); retrying in %.1f s", str(e).strip()[:200], delay)
+                self._drop_connection()
+                if self.stop_event.wait(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+
+    def _acknowledge(self, items: list) -> None:
+        for generation, mid, qos, _ in items:
+            if qos > 0 and generation == self._generation:
+                self.client.ack(mid, qos)
+
+    def process(self, items: list) -> None:
+        batch = self._decode_all(items)
+        written = self._write_until_done(batch)
+        if written is None:
+            return                              # stopping: the broker keeps them
+        self._acknowledge(items)
+        c = self.counters
+        c.received += len(items)
+        c.stored += len(written.stored)
+        c.duplicates += written.duplicates
+        c.dead_letters += written.dead_letters
+
+    def _heartbeat(self) -> None:
+        c = self.counters
+        try:
+            self._db().execute(
+                "INSERT INTO ingest_worker (name, started_at, seen_at, received, stored, duplicates, dead_letters,"
+                " handler_errors, queue_depth) VALUES (%s, %s, now(), %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, seen_at = now(),"
+                " received = excluded.received, stored = excluded.stored, duplicates = excluded.duplicates,"
+                " dead_letters = excluded.dead_letters, handler_errors = excluded.handler_errors,"
+                " queue_depth = excluded.queue_depth",
+                (self.name, self.started_at, c.received, c.stored, c.duplicates, c.dead_letters, c.handler_errors,
+                 self.inbox.qsize()))
+        except psycopg.OperationalError:
+            self._drop_connection()
+
+    def _housekeeping(self) -> None:
+        try:
+            conn = self._db()
+            today = partitions.local_day(dt.datetime.now(dt.timezone.utc))
+            partitions.ensure(conn, today)
+            dropped = partitions.drop_expired(conn, today, self.settings.position_retention_days)
+            if dropped:
+                log.info("dropped %d position partition(s) past the %d-day retention", dropped,
+                         self.settings.position_retention_days)
+        except psycopg.OperationalError:
+            self._drop_connection()
+
+    def run(self) -> None:
+        """Until stop(): connect, then write batches as they come."""
+        self.connect()
+        next_beat = next_housekeeping = 0.0
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if now >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = now + HOUSEKEEPING_S
+                items = self._take_batch()
+                if items:
+                    self.process(items)
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + HEARTBEAT_S
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
+            self._drop_connection()
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,52 @@
+"""Daily partitions of the position table: made ahead, dropped after the retention period.
+
+Fixes may be up to MAX_AGE old and MAX_FUTURE ahead when they arrive, so the partitions of
+that whole window must exist before a batch is written; the worker asks once per new day."""
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+
+from devices.fix import MAX_AGE
+from workflows.cases import LOCAL_TZ
+
+DAYS_AHEAD = 2
+MIN_RETENTION_DAYS = MAX_AGE.days + 2     # never drop a day a fix may still arrive for
+
+
+def local_day(t: dt.datetime) -> dt.date:
+    return t.astimezone(LOCAL_TZ).date()
+
+
+def ensure(conn: psycopg.Connection, today: dt.date) -> int:
+    """Make the partitions from MAX_AGE ago to DAYS_AHEAD ahead; returns how many were new."""
+    first = today - dt.timedelta(days=MAX_AGE.days + 1)
+    last = today + dt.timedelta(days=DAYS_AHEAD)
+    row = conn.execute("SELECT ensure_position_partitions(%s, %s) AS made", (first, last)).fetchone()
+    return row["made"] if isinstance(row, dict) else row[0]
+
+
+def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int) -> int:
+    if retention_days < MIN_RETENTION_DAYS:
+        raise ValueError(f"position retention must be at least {MIN_RETENTION_DAYS} days"
+                         f" (fixes up to {MAX_AGE.days} days old are still accepted)")
+    row = conn.execute("SELECT drop_position_partitions_before(%s) AS dropped",
+                       (today - dt.timedelta(days=retention_days),)).fetchone()
+    return row["dropped"] if isinstance(row, dict) else row[0]
+
+
+class PartitionKeeper:
+    """Remembers which days are known to have partitions, so the database is asked only
+    when a batch holds a fix for a day not seen before."""
+
+    def __init__(self) -> None:
+        self._ready: set[dt.date] = set()
+
+    def cover(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
+        missing = days - self._ready
+        if not missing:
+            return
+        for day in missing:
+            ensure(conn, day)
+            self._ready.update(day + dt.timedelta(days=k) for k in range(-MAX_AGE.days - 1, DAYS_AHEAD + 1))

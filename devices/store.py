@@ -1,0 +1,215 @@
+"""Write one batch of received messages in one transaction: the fixes (flagged, each once),
+the refused messages with their reasons, and what the handler chain makes of the new fixes.
+
+Idempotent: a message delivered twice (QoS 1 redelivery, a worker killed before its
+acknowledgement) finds its fixes already stored on (device, fix_time), and the handlers
+only ever see fixes that were new in this transaction."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import psycopg
+
+from devices import partitions
+from devices.fix import DecodeError, DeviceEvent, Fix
+from devices.registry import DeviceDirectory
+
+DEAD_LETTER_KEEP_BYTES = 64 * 1024
+FLAG_BAD_COORDINATES, FLAG_SPEED_JUMP, FLAG_POOR_ACCURACY = 1, 2, 4
+# Farther than this from the jurisdiction's centre is not a patrol position (a phone
+# reporting a cached fix from another city, a tracker's default coordinates).
+FAR_AWAY_KM = 300.0
+_POSITION_COLUMNS = ("device", "fix_time", "unit_id", "received_at", "lon", "lat", "accuracy_m", "altitude_m",
+                     "speed_mps", "course_deg", "battery_pct", "sos", "flags")
+
+
+@dataclass
+class Received:
+    """One message as it arrived, before decoding."""
+    source: str                       # owntracks, osmand, native
+    topic: str | None
+    payload: bytes
+    received_at: dt.datetime
+
+
+@dataclass
+class Refusal:
+    message: Received
+    reason: str
+    text: str
+
+
+@dataclass
+class StoredFix:
+    unit_id: int
+    fix: Fix
+    flags: int
+
+
+@dataclass
+class Batch:
+    """Decoded messages ready to write."""
+    fixes: list[Fix] = field(default_factory=list)
+    events: list[DeviceEvent] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    received_at: dt.datetime | None = None
+
+    def add(self, message: Received, decoded: list[Fix | DeviceEvent]) -> None:
+        for item in decoded:
+            (self.fixes if isinstance(item, Fix) else self.events).append(item)
+
+    def refuse(self, message: Received, error: DecodeError) -> None:
+        self.refused.append(Refusal(message, error.reason, str(error)))
+
+
+@dataclass
+class Written:
+    stored: list[StoredFix]
+    duplicates: int
+    dead_letters: int
+    events: list[tuple[int, DeviceEvent]]
+
+
+@dataclass
+class Limits:
+    poor_accuracy_m: float
+    max_speed_mps: float
+    centre: tuple[float, float] | None      # (lon, lat) of the jurisdiction
+
+
+@dataclass
+class Writer:
+    """What writing a batch needs, kept between batches by a worker."""
+    limits: Limits
+    directory: DeviceDirectory = field(default_factory=DeviceDirectory)
+    partitions: partitions.PartitionKeeper = field(default_factory=partitions.PartitionKeeper)
+    chain: object | None = None             # the handler chain (run on the new fixes)
+
+
+def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance (haversine), good to well under a metre at patrol scale."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (math.sin((p2 - p1) / 2) ** 2
+         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
+    return 12_742_000.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def flag_fixes(fixes: list[Fix], last: dict | None, limits: Limits) -> list[int]:
+    """Flags for one unit's fixes in time order, measured against the last good fix."""
+    out = []
+    for f in fixes:
+        flags = 0
+        if (abs(f.lon) < 1e-6 and abs(f.lat) < 1e-6) or (
+                limits.centre and distance_m(f.lon, f.lat, *limits.centre) > FAR_AWAY_KM * 1000):
+            flags |= FLAG_BAD_COORDINATES
+        if f.accuracy_m is not None and f.accuracy_m > limits.poor_accuracy_m:
+            flags |= FLAG_POOR_ACCURACY
+        if last is not None and not flags and f.fix_time > last["fix_time"]:
+            seconds = (f.fix_time - last["fix_time"]).total_seconds()
+            if distance_m(last["lon"], last["lat"], f.lon, f.lat) > limits.max_speed_mps * seconds + 50:
+                flags |= FLAG_SPEED_JUMP
+        if not flags and (last is None or f.fix_time > last["fix_time"]):
+            last = {"fix_time": f.fix_time, "lon": f.lon, "lat": f.lat}
+        out.append(flags)
+    return out
+
+
+def _ensure_staging(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS position_in (LIKE position) ON COMMIT DELETE ROWS")
+
+
+def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
+    """The whole batch in one transaction (the caller acknowledges the messages after)."""
+    directory = writer.directory
+    by_unit: dict[int, list[Fix]] = defaultdict(list)
+    refused = list(batch.refused)
+    for f in batch.fixes:
+        unit_id = directory.unit_of(conn, f.device)
+        if unit_id is None:
+            refused.append(Refusal(_message_of(batch, f), "unknown_device",
+                                   f"device {f.device} is not bound to any unit; register it with"
+                                   " `citygrid units add … --device`"))
+            continue
+        by_unit[unit_id].append(f)
+    events = [(u, e) for e in batch.events if (u := directory.unit_of(conn, e.device)) is not None]
+    received_at = batch.received_at or dt.datetime.now(dt.timezone.utc)
+    with conn.transaction():
+        _ensure_staging(conn)
+        days = {partitions.local_day(f.fix_time) for fs in by_unit.values() for f in fs}
+        writer.partitions.cover(conn, days)
+        last_fixes = _last_good_fixes(conn, list(by_unit))
+        rows = []
+        for unit_id in sorted(by_unit):
+            fixes = sorted(by_unit[unit_id], key=lambda f: f.fix_time)
+            for f, flags in zip(fixes, flag_fixes(fixes, last_fixes.get(unit_id), writer.limits)):
+                rows.append((f.device, f.fix_time, unit_id, received_at, f.lon, f.lat, f.accuracy_m, f.altitude_m,
+                             f.speed_mps, f.course_deg, f.battery_pct, f.sos, flags))
+        stored = _insert_new(conn, rows, {(f.device, f.fix_time): f for fs in by_unit.values() for f in fs})
+        _dead_letters(conn, refused)
+        _advance_states(conn, stored, last_fixes)
+        if writer.chain is not None:
+            writer.chain.run(conn, stored, events)
+    return Written(stored, len(rows) - len(stored), len(refused), events)
+
+
+def _message_of(batch: Batch, f: Fix) -> Received:
+    payload = (f"{f.device} {f.fix_time.isoformat()} {f.lat},{f.lon}").encode()
+    return Received("fix", None, payload, batch.received_at or dt.datetime.now(dt.timezone.utc))
+
+
+def _last_good_fixes(conn: psycopg.Connection, unit_ids: list[int]) -> dict[int, dict]:
+    """The state rows of the batch's units, locked in unit order so that two workers
+    writing fixes of the same unit take turns instead of deadlocking."""
+    if not unit_ids:
+        return {}
+    rows = conn.execute("SELECT unit_id, fix_time, lon, lat FROM unit_state WHERE unit_id = ANY(%s)"
+                        " ORDER BY unit_id FOR UPDATE", (unit_ids,)).fetchall()
+    return {r["unit_id"]: r for r in rows}
+
+
+def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> list[StoredFix]:
+    if not rows:
+        return []
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY position_in ({', '.join(_POSITION_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        new = cur.execute(
+            f"INSERT INTO position ({', '.join(_POSITION_COLUMNS)}) SELECT {', '.join(_POSITION_COLUMNS)}"
+            " FROM position_in ON CONFLICT (device, fix_time) DO NOTHING RETURNING device, fix_time, unit_id, flags"
+        ).fetchall()
+    return sorted((StoredFix(r["unit_id"], fixes[(r["device"], r["fix_time"])], r["flags"]) for r in new),
+                  key=lambda s: (s.unit_id, s.fix.fix_time))
+
+
+def _advance_states(conn: psycopg.Connection, stored: list[StoredFix], last: dict[int, dict]) -> None:
+    """Each unit's newest good fix becomes its state (an older fix arriving late does not)."""
+    newest: dict[int, StoredFix] = {}
+    for s in stored:
+        if s.flags == 0 and (s.unit_id not in last or s.fix.fix_time > last[s.unit_id]["fix_time"]):
+            newest[s.unit_id] = s             # stored is in time order per unit
+    if not newest:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO unit_state (unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
+            " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
+            " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
+            " WHERE unit_state.fix_time < excluded.fix_time",
+            [(u, s.fix.fix_time, s.fix.lon, s.fix.lat, s.fix.speed_mps, s.fix.accuracy_m, s.fix.battery_pct,
+              s.fix.device) for u, s in newest.items()])
+
+
+def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:
+    if not refused:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO dead_letter (received_at, source, topic, payload, payload_bytes, reason, message)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(r.message.received_at, r.message.source, r.message.topic, r.message.payload[:DEAD_LETTER_KEEP_BYTES],
+              len(r.message.payload), r.reason, r.text[:2000]) for r in refused])

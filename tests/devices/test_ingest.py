@@ -1,0 +1,159 @@
+"""The ingest pipeline with a real Mosquitto and PostgreSQL: every fix stored once, refused
+messages in the dead-letter table with their reason, and a worker killed with SIGKILL in
+the middle of a QoS 1 burst loses nothing and duplicates nothing once restarted."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from devices.ingest import IngestWorker
+from devices.registry import add_unit
+from gis.config import Settings
+from tests.conftest import TEST_SECRET
+
+T0 = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=3)
+
+
+def settings_for(db_url: str, broker, tmp_path) -> Settings:
+    # A share group of its own: the sessions of earlier tests' workers stay in theirs.
+    return Settings(demo=False, database_url=db_url, mqtt_url=f"mqtt://127.0.0.1:{broker.port}",
+                    secret_key=TEST_SECRET, data_dir=tmp_path / "data", run_dir=tmp_path / "run",
+                    ingest_share_group=f"test-{time.monotonic_ns()}")
+
+
+def owntracks(seconds: int, lat: float = 27.0005, lon: float = 113.3405) -> bytes:
+    return json.dumps({"_type": "location", "lat": lat, "lon": lon, "tst": int(T0.timestamp()) + seconds,
+                       "acc": 8, "vel": 4, "batt": 80, "tid": "zs"}).encode()
+
+
+def publisher(broker) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-pub-{time.monotonic_ns()}")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(timeout=30)
+        assert info.is_published()
+
+
+def wait_for(db, sql: str, expected: int, timeout: float = 60.0) -> int:
+    end = time.monotonic() + timeout
+    while True:
+        n = db.execute(sql).fetchone()["n"]
+        if n >= expected or time.monotonic() > end:
+            return n
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def unit(db):
+    return add_unit(db, name="监督员张三", kind="inspector", devices=["owntracks:zhangsan/phone"], actor="test")
+
+
+@pytest.fixture
+def worker(db_url, mqtt_broker, tmp_path):
+    w = IngestWorker(settings_for(db_url, mqtt_broker, tmp_path), "test-1",
+                     client_id=f"citygrid-ingest-test-{time.monotonic_ns()}")
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    assert w.connected.wait(10), "the worker did not reach the broker"
+    time.sleep(0.3)                          # the subscription is acknowledged
+    yield w
+    w.stop()
+    thread.join(10)
+
+
+def test_fixes_are_stored_once_and_bad_messages_are_dead_lettered(db, unit, worker, mqtt_broker):
+    pub = publisher(mqtt_broker)
+    good = [("owntracks/zhangsan/phone", owntracks(k)) for k in range(200)]
+    publish_all(pub, good + good[:50])       # 50 delivered twice
+    publish_all(pub, [("owntracks/zhangsan/phone", b"{not json"),
+                      ("owntracks/lisi/phone", owntracks(5)),                      # nobody's device
+                      ("owntracks/zhangsan/phone", owntracks(7, lat=91.0)),
+                      ("citygrid/units/abc/pos", b'{"ts": 1, "lat": 1, "lon": 1}')])
+    assert wait_for(db, "SELECT count(*) AS n FROM dead_letter", 4) == 4
+    assert wait_for(db, "SELECT count(*) AS n FROM position", 200) == 200
+    time.sleep(0.5)
+    assert db.execute("SELECT count(*) AS n FROM position").fetchone()["n"] == 200
+    reasons = sorted(r["reason"] for r in db.execute("SELECT reason FROM dead_letter").fetchall())
+    assert reasons == ["bad_coordinates", "bad_json", "bad_topic", "unknown_device"]
+    state = db.execute("SELECT * FROM unit_state WHERE unit_id = %s", (unit,)).fetchone()
+    assert state["fix_time"] == T0 + dt.timedelta(seconds=199)
+    row = db.execute("SELECT speed_mps, accuracy_m, battery_pct, flags FROM position ORDER BY fix_time LIMIT 1").fetchone()
+    assert row == {"speed_mps": pytest.approx(4 / 3.6), "accuracy_m": 8, "battery_pct": 80, "flags": 0}
+    end = time.monotonic() + 10
+    while worker.counters.duplicates < 50 and time.monotonic() < end:
+        time.sleep(0.1)
+    assert (worker.counters.stored, worker.counters.duplicates, worker.counters.dead_letters) == (200, 50, 4)
+    pub.loop_stop()
+
+
+def test_poor_and_impossible_fixes_are_kept_but_flagged(db, unit, worker, mqtt_broker):
+    pub = publisher(mqtt_broker)
+    jump = json.loads(owntracks(20, lat=27.2))                  # 22 km in 10 s
+    vague = json.loads(owntracks(30))
+    vague["acc"] = 900
+    publish_all(pub, [("owntracks/zhangsan/phone", owntracks(10)),
+                      ("owntracks/zhangsan/phone", json.dumps(jump).encode()),
+                      ("owntracks/zhangsan/phone", json.dumps(vague).encode()),
+                      ("owntracks/zhangsan/phone", owntracks(40, lat=0.0, lon=0.0))])
+    assert wait_for(db, "SELECT count(*) AS n FROM position", 4) == 4, \
+        db.execute("SELECT reason, message FROM dead_letter").fetchall()
+    flags = [r["flags"] for r in db.execute("SELECT flags FROM position ORDER BY fix_time").fetchall()]
+    assert flags == [0, 2, 4, 1]                 # good, speed jump, poor accuracy, null island
+    state = db.execute("SELECT fix_time FROM unit_state WHERE unit_id = %s", (unit,)).fetchone()
+    assert state["fix_time"] == T0 + dt.timedelta(seconds=10)      # flagged fixes never move the unit
+    pub.loop_stop()
+
+
+def _start_worker_process(db_url: str, broker, name: str) -> subprocess.Popen:
+    env = {**os.environ, "CITYGRID_DATABASE_URL": db_url, "CITYGRID_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
+           "CITYGRID_SECRET_KEY": TEST_SECRET, "CITYGRID_INGEST_BATCH_MAX": "200",
+           "CITYGRID_INGEST_SHARE_GROUP": name}
+    return subprocess.Popen([sys.executable, "-m", "command.cli", "ingest", "--name", name], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_worker_killed_mid_burst_loses_and_duplicates_nothing(db, db_url, unit, mqtt_broker):
+    name = f"kill-{time.monotonic_ns()}"
+    proc = _start_worker_process(db_url, mqtt_broker, name)
+    try:
+        pub = publisher(mqtt_broker)
+        # One fix first, until it is stored: the worker is subscribed before the burst.
+        end = time.monotonic() + 30
+        while db.execute("SELECT count(*) AS n FROM position").fetchone()["n"] == 0 and time.monotonic() < end:
+            publish_all(pub, [("owntracks/zhangsan/phone", owntracks(-1))])
+            time.sleep(0.5)
+        burst = [("owntracks/zhangsan/phone", owntracks(k)) for k in range(5000)]
+        sent = threading.Thread(target=publish_all, args=(pub, burst))
+        sent.start()
+        in_burst = f"SELECT count(*) AS n FROM position WHERE fix_time >= '{T0.isoformat()}'"
+        stored = wait_for(db, in_burst, 500)
+        proc.send_signal(signal.SIGKILL)             # in the middle of the burst, no goodbye
+        proc.wait(10)
+        sent.join(60)
+        assert 500 <= stored < 5000, "the kill did not land mid-burst"
+        proc = _start_worker_process(db_url, mqtt_broker, name)   # same name: the broker kept its messages
+        assert wait_for(db, in_burst, 5000) == 5000
+        time.sleep(1.0)
+        rows = db.execute("SELECT count(*) AS n, count(DISTINCT fix_time) AS d, min(fix_time) AS lo,"
+                          " max(fix_time) AS hi FROM position WHERE fix_time >= %s", (T0,)).fetchone()
+        assert rows == {"n": 5000, "d": 5000, "lo": T0, "hi": T0 + dt.timedelta(seconds=4999)}
+        assert db.execute("SELECT count(*) AS n FROM dead_letter").fetchone()["n"] == 0
+        pub.loop_stop()
+    finally:
+        proc.kill()
+        proc.wait(10)
