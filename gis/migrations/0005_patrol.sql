@@ -169,5 +169,5 @@ CREATE TABLE ingest_worker (
   queue_depth    integer NOT NULL DEFAULT 0
 );
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO citygrid_app;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO citygrid_app;
+-- (The tables above get the app role's rights from 0001's default privileges; a blanket
+-- GRANT here would hand back what 0001-0003 took away from it.)

@@ -64,3 +64,16 @@ def test_a_failing_file_rolls_back_alone(db, tmp_path):
 def test_migrate_leaves_no_open_transaction(db):
     migrate.migrate(db)
     assert db.info.transaction_status.name == "IDLE"
+
+
+def test_the_app_role_has_exactly_the_rights_later_migrations_took_away(db):
+    # A blanket GRANT in a later migration would quietly hand these back.
+    refused = [("audit_log", "UPDATE"), ("audit_log", "DELETE"), ("audit_log", "TRUNCATE"),
+               ("case_transition", "UPDATE"), ("case_transition", "DELETE"), ("schema_migrations", "INSERT"),
+               ("grid_version", "DELETE"), ("grid_version", "INSERT")]
+    for table, right in refused:
+        assert not db.execute("SELECT has_table_privilege('citygrid_app', %s, %s) AS ok",
+                              (table, right)).fetchone()["ok"], (table, right)
+    for table in ("position", "dead_letter", "unit", "unit_alarm", "unit_state"):
+        assert db.execute("SELECT has_table_privilege('citygrid_app', %s, 'INSERT') AS ok",
+                          (table,)).fetchone()["ok"], table
