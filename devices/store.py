@@ -51,15 +51,18 @@ class StoredFix:
 
 @dataclass
 class Batch:
-    """Decoded messages ready to write."""
-    fixes: list[Fix] = field(default_factory=list)
+    """Decoded messages ready to write (each fix with the message it came in)."""
+    fixes: list[tuple[Fix, Received]] = field(default_factory=list)
     events: list[DeviceEvent] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     received_at: dt.datetime | None = None
 
     def add(self, message: Received, decoded: list[Fix | DeviceEvent]) -> None:
         for item in decoded:
-            (self.fixes if isinstance(item, Fix) else self.events).append(item)
+            if isinstance(item, Fix):
+                self.fixes.append((item, message))
+            else:
+                self.events.append(item)
 
     def refuse(self, message: Received, error: DecodeError) -> None:
         self.refused.append(Refusal(message, error.reason, str(error)))
@@ -126,12 +129,15 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
     directory = writer.directory
     by_unit: dict[int, list[Fix]] = defaultdict(list)
     refused = list(batch.refused)
-    for f in batch.fixes:
+    unknown: set[int] = set()                 # messages already refused for an unknown device
+    for f, message in batch.fixes:
         unit_id = directory.unit_of(conn, f.device)
         if unit_id is None:
-            refused.append(Refusal(_message_of(batch, f), "unknown_device",
-                                   f"device {f.device} is not bound to any unit; register it with"
-                                   " `citygrid units add … --device`"))
+            if id(message) not in unknown:
+                unknown.add(id(message))
+                refused.append(Refusal(message, "unknown_device",
+                                       f"device {f.device} is not bound to any unit; register it with"
+                                       " `citygrid units add … --device`"))
             continue
         by_unit[unit_id].append(f)
     events = [(u, e) for e in batch.events if (u := directory.unit_of(conn, e.device)) is not None]
@@ -153,11 +159,6 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
         if writer.chain is not None:
             writer.chain.run(conn, stored, events)
     return Written(stored, len(rows) - len(stored), len(refused), events)
-
-
-def _message_of(batch: Batch, f: Fix) -> Received:
-    payload = (f"{f.device} {f.fix_time.isoformat()} {f.lat},{f.lon}").encode()
-    return Received("fix", None, payload, batch.received_at or dt.datetime.now(dt.timezone.utc))
 
 
 def _last_good_fixes(conn: psycopg.Connection, unit_ids: list[int]) -> dict[int, dict]:
