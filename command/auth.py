@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from gis.db import audit
+from gis.db import audit, department_id
 from gis.errors import Conflict, Forbidden, Invalid, Unauthenticated
 from gis.roles import ROLES
 
@@ -111,12 +111,7 @@ def create_user(conn: psycopg.Connection, *, username: str, password: str, role:
     for code in areas or []:
         area_level(code)
     with conn.transaction():
-        dept_id = None
-        if dept:
-            found = conn.execute("SELECT id FROM department WHERE name = %s", (dept,)).fetchone()
-            if found is None:
-                raise Invalid(f"department {dept!r} does not exist; known departments are listed at /api/departments")
-            dept_id = found["id"]
+        dept_id = department_id(conn, dept)
         if conn.execute("SELECT 1 FROM app_user WHERE username = %s", (username,)).fetchone():
             raise Conflict(f"user {username!r} already exists")
         user_id = conn.execute(

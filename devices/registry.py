@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from gis.db import audit
+from gis.db import audit, department_id
 from gis.errors import Conflict, Invalid
 
 UNIT_KINDS = ("inspector", "officer", "vehicle", "team")
@@ -30,12 +30,7 @@ def add_unit(conn: psycopg.Connection, *, name: str, kind: str, actor: str, dept
         if not DEVICE_PATTERN.match(device):
             raise Invalid(f"device {device!r} must look like owntracks:USER/DEVICE or osmand:ID")
     with conn.transaction():
-        dept_id = None
-        if dept:
-            row = conn.execute("SELECT id FROM department WHERE name = %s", (dept,)).fetchone()
-            if row is None:
-                raise Invalid(f"department {dept!r} does not exist")
-            dept_id = row["id"]
+        dept_id = department_id(conn, dept)
         user_id = None
         if username:
             row = conn.execute("SELECT id FROM app_user WHERE username = %s", (username,)).fetchone()

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from gis.config import Settings
+from gis.errors import Invalid
 
 
 def prepare_app_session(conn: psycopg.Connection, role: str | None) -> None:
@@ -60,3 +61,13 @@ def audit(conn: psycopg.Connection, *, actor: str, action: str, entity: str,
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (actor_id, actor, action, entity, entity_id, json.dumps(detail or {}, ensure_ascii=False)),
     )
+
+
+def department_id(conn: psycopg.Connection, name: str | None) -> int | None:
+    """The id of a department a person named (None when none was named)."""
+    if not name:
+        return None
+    found = conn.execute("SELECT id FROM department WHERE name = %s", (name,)).fetchone()
+    if found is None:
+        raise Invalid(f"department {name!r} does not exist; known departments are listed at /api/departments")
+    return found["id"]
