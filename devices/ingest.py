@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 
 from devices import partitions
 from devices.decoders import native, owntracks
-from devices.fix import MAX_PAYLOAD_BYTES, DecodeError
+from devices.fix import DecodeError
 from devices.store import Batch, Limits, Received, Writer, write
 from gis.config import Settings
 from gis.db import connect, prepare_app_session
@@ -48,9 +48,8 @@ HOUSEKEEPING_S = 3600.0
 
 
 def decode(message: Received) -> list:
-    """The decoder a topic calls for; DecodeError for anything it cannot take."""
-    if len(message.payload) > MAX_PAYLOAD_BYTES:
-        raise DecodeError("too_large", f"{len(message.payload):,} bytes is over the {MAX_PAYLOAD_BYTES:,}-byte limit")
+    """The decoder a topic calls for; DecodeError for anything it cannot take (the decoders
+    refuse oversize payloads before parsing them)."""
     if message.source == "owntracks":
         return owntracks.decode(message.topic, message.payload, message.received_at)
     if message.source == "native":

@@ -23,17 +23,15 @@ def ensure(conn: psycopg.Connection, today: dt.date) -> int:
     """Make the partitions from MAX_AGE ago to DAYS_AHEAD ahead; returns how many were new."""
     first = today - dt.timedelta(days=MAX_AGE.days + 1)
     last = today + dt.timedelta(days=DAYS_AHEAD)
-    row = conn.execute("SELECT ensure_position_partitions(%s, %s) AS made", (first, last)).fetchone()
-    return row["made"] if isinstance(row, dict) else row[0]
+    return conn.execute("SELECT ensure_position_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
 
 
 def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int) -> int:
     if retention_days < MIN_RETENTION_DAYS:
         raise ValueError(f"position retention must be at least {MIN_RETENTION_DAYS} days"
                          f" (fixes up to {MAX_AGE.days} days old are still accepted)")
-    row = conn.execute("SELECT drop_position_partitions_before(%s) AS dropped",
-                       (today - dt.timedelta(days=retention_days),)).fetchone()
-    return row["dropped"] if isinstance(row, dict) else row[0]
+    return conn.execute("SELECT drop_position_partitions_before(%s) AS dropped",
+                        (today - dt.timedelta(days=retention_days),)).fetchone()["dropped"]
 
 
 class PartitionKeeper:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
-
 import psycopg
 
 from gis.db import audit, department_id
@@ -78,9 +76,3 @@ class DeviceDirectory:
             return unit_id if unit_id in self._active else None
         return self._units.get(device)
 
-
-def unit_summary(conn: psycopg.Connection, unit_id: int) -> dict[str, Any] | None:
-    return conn.execute("SELECT u.id, u.name, u.kind, u.dept_id, d.name AS dept_name, u.phone, u.active,"
-                        " array(SELECT device FROM unit_device WHERE unit_id = u.id ORDER BY device) AS devices"
-                        " FROM unit u LEFT JOIN department d ON d.id = u.dept_id WHERE u.id = %s",
-                        (unit_id,)).fetchone()
