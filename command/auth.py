@@ -29,6 +29,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "evaluation.read": frozenset({"admin", "leader", "commander", "shift_lead", "department", "inspector"}),
     "user.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin", "leader"}),
+    # Patrol units (巡查单元): positions, tracks, alarms, attendance. Which units: command.unit_access.
+    "unit.read": frozenset({"admin", "leader", "commander", "shift_lead", "operator", "dispatcher", "department",
+                            "inspector"}),
+    "unit.manage": frozenset({"admin", "shift_lead"}),          # units, devices, shifts (排班)
+    "unit.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher"}),  # clear alarms
 }
 
 _hasher = PasswordHasher()
