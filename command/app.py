@@ -5,12 +5,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from command import http_errors
 from command.routes import (auth_routes, case_routes, evaluation_routes, health, map_routes, open311, user_routes,
                             web)
+from command.routes import report_routes
+from command.live import LiveBus
+from command.routes import live_routes, osmand_routes, unit_routes
+from command.routes import track_routes
 from gis.config import Settings
 from gis.db import open_pool
 from workflows.cases import CaseDesk
@@ -32,9 +37,12 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
         if settings.timer_interval_seconds > 0:
             timers = TimerLoop(app.state.pool.connection, settings.timer_interval_seconds)
             timers.start()
+        live = app.state.live = LiveBus(settings)     # the LISTEN side of the live bus (SSE)
+        await live.start()
         try:
             yield
         finally:
+            await live.stop()
             if timers:
                 timers.stop()
             if own_pool:
@@ -45,8 +53,13 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     app.state.settings = settings
     app.state.pool = pool
     app.state.desk = desk or CaseDesk.default()
+    app.state.osmand = osmand_routes.OsmandIntake(settings)      # /osmand: one writer per app
     http_errors.install(app)
-    for module in (health, auth_routes, map_routes, case_routes, evaluation_routes, open311, user_routes, web):
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)   # tracks are big JSON; SSE is left alone
+    for module in (health, auth_routes, map_routes, case_routes, evaluation_routes, open311, user_routes, web,
+                   report_routes):
+        app.include_router(module.router)
+    for module in (unit_routes, osmand_routes, live_routes, track_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
                             "inspector"}),
     "unit.manage": frozenset({"admin", "shift_lead"}),          # units, devices, shifts (排班)
     "unit.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher"}),  # clear alarms
+    "report.read": frozenset({"admin", "leader", "commander", "shift_lead", "department"}),  # 考勤日报
 }
 
 _hasher = PasswordHasher()

@@ -355,13 +355,103 @@ def units_add(name: Annotated[str, typer.Option(help="the unit's name, e.g. 监�
     typer.echo(unit_id)
 
 
+@units_app.command("import")
+def units_import(path: Annotated[Path, typer.Argument(
+        help="CSV with columns name,kind[,dept,phone,user,devices]; devices separated by ';'")]):
+    """Add many units from a CSV file, all or nothing: every bad row is named by its line
+    number and nothing is written while any row is bad."""
+    import getpass
+
+    from devices.unit_import import import_units_file
+    from gis.errors import CityGridError
+
+    with owner_connection() as conn:
+        try:
+            ids = import_units_file(conn, path, actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:               # ImportRefused lists every bad line
+            fail(str(e))
+    typer.echo(f"added {len(ids)} units (ids {ids[0]}–{ids[-1]})")
+
+
+@units_app.command("shift")
+def units_shift(unit_id: Annotated[int, typer.Argument(help="the unit's id")],
+                start: Annotated[str, typer.Option("--from", help="start, ISO 8601 with a zone, e.g. 2026-11-21T08:00+08:00")],
+                end: Annotated[str, typer.Option("--to", help="end, ISO 8601 with a zone (at most 24 h after the start)")],
+                area: Annotated[list[str], typer.Option(help="grid, community or street code (repeatable)")] = [],  # noqa: B006
+                polygon: Annotated[Optional[Path], typer.Option(help="a drawn area instead: a GeoJSON Polygon file")] = None):
+    """Put a unit on duty (排班) in an area; prints the shift id."""
+    import datetime as dt
+    import getpass
+
+    from devices.shifts import add_shift
+    from devices.unit_import import read_area_geojson
+    from gis.errors import CityGridError
+
+    times = []
+    for flag, value in (("--from", start), ("--to", end)):
+        try:
+            times.append(dt.datetime.fromisoformat(value))
+        except ValueError:
+            fail(f"{flag} {value!r} is not an ISO 8601 time; write e.g. 2026-11-21T08:00+08:00")
+    if area and polygon:
+        fail("give the area either with --area codes or with --polygon, not both")
+    with owner_connection() as conn:
+        try:
+            shape = read_area_geojson(polygon) if polygon else None
+            shift_id = add_shift(conn, unit_id=unit_id, starts_at=times[0], ends_at=times[1], areas=area or None,
+                                 polygon=shape, actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:
+            fail(str(e))
+    typer.echo(shift_id)
+
+
+@units_app.command("report")
+def units_report(date: Annotated[str, typer.Option(help="the local day, YYYY-MM-DD")],
+                 dept: Annotated[Optional[str], typer.Option(help="department name (default: every unit)")] = None,
+                 format: Annotated[str, typer.Option(help="csv or html")] = "csv",
+                 lang: Annotated[str, typer.Option(help="zh or en")] = "zh",
+                 out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file (default: stdout)")] = None):
+    """The daily attendance report (考勤日报): one row per shift starting that day."""
+    import datetime as dt
+
+    from devices import attendance, attendance_report
+    from gis.db import department_id
+    from gis.errors import CityGridError
+
+    if format not in ("csv", "html"):
+        fail(f"--format must be csv or html, not {format!r}")
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        fail(f"--date {date!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-03-02")
+    if out is not None and not out.parent.is_dir():
+        fail(f"{out.parent} is not a folder; create it first or choose another --out")
+    with owner_connection() as conn:
+        try:
+            report = attendance.day_report(conn, day, attendance.Rules.from_settings(settings()),
+                                           dept_id=department_id(conn, dept))
+            body = (attendance_report.to_csv(report, lang) if format == "csv"
+                    else attendance_report.to_html(report, lang).encode("utf-8"))
+        except CityGridError as e:
+            fail(str(e))
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(body)
+        s = report["summary"]
+        typer.echo(f"{s['shifts']} shift(s), {s['absent']} absent, {s['late'] + s['late_early']} late,"
+                   f" {s['early'] + s['late_early']} early leave; written to {out}")
+
+
 @app.command("ingest")
 def ingest(name: Annotated[Optional[str], typer.Option(
         help="this worker's stable name (default: the host name); a restarted worker must keep"
              " its name to get back the messages the broker kept for it")] = None):
     """Run an ingest worker: patrol positions from MQTT into the database. Start several,
     each with its own --name, to share the load (MQTT shared subscription); stop with
-    Ctrl-C or SIGTERM."""
+    Ctrl-C or SIGTERM. With CITYGRID_OSMAND_PORT set it also takes OsmAnd / Traccar Client
+    reports over HTTP on that port (paths / and /osmand)."""
     import logging
     import signal
     import socket
@@ -369,10 +459,63 @@ def ingest(name: Annotated[Optional[str], typer.Option(
     from devices.ingest import IngestWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker = IngestWorker(settings(), name or socket.gethostname())
+    s = settings()
+    worker = IngestWorker(s, name or socket.gethostname())
+    http = None
+    if s.osmand_port:                         # OsmAnd / Traccar Client over HTTP on a port of its own
+        from command.routes.osmand_routes import OsmandServer
+
+        http = OsmandServer(s, counter_name=f"http-{worker.name}")
+        try:
+            http.start()
+        except RuntimeError as e:
+            fail(str(e))
+        logging.getLogger("citygrid.osmand").info("OsmAnd HTTP on %s:%d (counters: ingest_worker http-%s)",
+                                                  http.host, http.port, worker.name)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: worker.stop())
-    worker.run()
+    try:
+        worker.run()
+    finally:
+        if http is not None:
+            http.stop()
+
+
+@app.command("simulate")
+def simulate(inspectors: Annotated[int, typer.Option(help="inspectors walking with OwnTracks (MQTT)")] = 12,
+             vehicles: Annotated[int, typer.Option(help="patrol vehicles reporting with OsmAnd (HTTP)")] = 4,
+             interval: Annotated[float, typer.Option(help="seconds between two fixes of a unit")] = 2.0,
+             duration: Annotated[float, typer.Option(help="stop after this many seconds (0: until Ctrl-C)")] = 0.0,
+             server: Annotated[Optional[str], typer.Option(help="where /osmand is (default: this machine's"
+                                                                 " CITYGRID_HTTP_PORT)")] = None):
+    """Drive simulated inspectors and vehicles around the city, with a scripted out-of-area,
+    stationary, offline and SOS every cycle (run `citygrid ingest` and `serve` alongside)."""
+    import logging
+    import signal
+    import threading
+
+    from devices.mqtt import Publisher
+    from devices.simulator import Simulation, prepare
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    s = settings()
+    with owner_connection() as conn:
+        try:
+            walkers = prepare(conn, inspectors=inspectors, vehicles=vehicles)
+        except RuntimeError as e:
+            fail(str(e))
+    try:
+        publisher = Publisher(s.mqtt_host, s.mqtt_port, client_id="citygrid-simulator")
+    except OSError as e:
+        fail(f"cannot reach the MQTT broker at {s.mqtt_host}:{s.mqtt_port} ({e}); run `citygrid services up`")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sim = Simulation(walkers, publisher, server or f"http://127.0.0.1:{s.http_port}", interval=interval)
+    typer.echo(f"simulating {inspectors} inspectors (OwnTracks/MQTT) and {vehicles} vehicles (OsmAnd/HTTP)")
+    sim.run(duration, stop)
+    publisher.close()
+    typer.echo(f"sent: {sim.sent}")
 
 
 @app.command("serve")
@@ -388,7 +531,9 @@ def serve(host: Annotated[Optional[str], typer.Option()] = None,
         app_ = create_app(s)
     except ValueError as e:
         fail(f"refusing to serve: {e}")
-    uvicorn.run(app_, host=host or s.http_host, port=port or s.http_port, log_level="info")
+    # Open live streams (/api/live) never end by themselves: give them a few seconds at shutdown.
+    uvicorn.run(app_, host=host or s.http_host, port=port or s.http_port, log_level="info",
+                timeout_graceful_shutdown=5)
 
 
 def main() -> None:

@@ -26,15 +26,16 @@ import threading
 import time
 from dataclasses import dataclass
 
-import paho.mqtt.client as mqtt
-import psycopg
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+import json
 
-from devices import partitions
+import psycopg
+
+from devices import mqtt, partitions
 from devices.decoders import native, owntracks
 from devices.fix import DecodeError
-from devices.store import Batch, Limits, Received, Writer, write
+from devices.handlers.sweep import Sweeper
+from devices.pipeline import new_writer
+from devices.store import Batch, Received, write
 from gis.config import Settings
 from gis.db import connect, prepare_app_session
 
@@ -44,7 +45,10 @@ TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos")
 RECEIVE_MAXIMUM = 20_000                 # unacknowledged messages the broker may send us
 SESSION_EXPIRY_S = 7 * 24 * 3600         # the broker keeps our queue this long while we are away
 HEARTBEAT_S = 5.0
+SWEEP_S = 1.0
+COMMANDS_PER_PASS = 500
 HOUSEKEEPING_S = 3600.0
+DIRECTORY_RELOAD_S = 60.0                # unbound devices and retired units stop counting within this
 
 
 def decode(message: Received) -> list:
@@ -71,7 +75,7 @@ class Counters:
 
 
 class IngestWorker:
-    def __init__(self, settings: Settings, name: str, *, chain=None, client_id: str | None = None):
+    def __init__(self, settings: Settings, name: str, *, client_id: str | None = None):
         self.settings, self.name = settings, name
         self.client_id = client_id or f"citygrid-ingest-{name}"
         self.inbox: queue.Queue = queue.Queue(maxsize=RECEIVE_MAXIMUM + 1000)
@@ -80,27 +84,20 @@ class IngestWorker:
         self.stop_event = threading.Event()
         self.connected = threading.Event()
         self._generation = 0                  # bumps on every (re)connect: old message ids are void
-        self.writer = Writer(Limits(settings.poor_accuracy_m, settings.max_speed_kmh / 3.6, None), chain=chain)
-        self.client = self._make_client()
+        self.writer = new_writer(settings)
+        self.sweeper = Sweeper(settings)
+        self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
+                                         on_disconnect=self._on_disconnect, on_message=self._on_message)
         self._conn: psycopg.Connection | None = None
 
     # ---------------------------------------------------------------- MQTT side
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        return client
-
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
         self._generation += 1
         # Subscribing again on a resumed session is harmless and covers a broker that lost it.
-        client.subscribe([(f"$share/{self.settings.ingest_share_group}/{t}", mqtt.SubscribeOptions(qos=1)) for t in TOPICS])
+        client.subscribe([(f"$share/{self.settings.ingest_share_group}/{t}", mqtt.qos1()) for t in TOPICS])
         self.connected.set()
         log.info("connected to the broker (session %s)", "resumed" if flags.session_present else "new")
 
@@ -109,17 +106,13 @@ class IngestWorker:
         if not self.stop_event.is_set():
             log.warning("lost the broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client, userdata, msg: mqtt.Message) -> None:
         self.inbox.put((self._generation, msg.mid, msg.qos,
                         Received(source_of(msg.topic), msg.topic, bytes(msg.payload), dt.datetime.now(dt.timezone.utc))))
 
     def connect(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-                                  clean_start=False, properties=props)
-        self.client.loop_start()
+        mqtt.connect_persistent(self.client, self.settings.mqtt_host, self.settings.mqtt_port,
+                                session_expiry_s=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
 
     # ---------------------------------------------------------------- database side
     def _db(self) -> psycopg.Connection:
@@ -191,6 +184,49 @@ class IngestWorker:
         c.stored += len(written.stored)
         c.duplicates += written.duplicates
         c.dead_letters += written.dead_letters
+        c.handler_errors = self.writer.chain.error_count
+        if any(f.sos for f, _ in batch.fixes):
+            self._send_commands()
+
+    def _reload_directory(self) -> None:
+        try:
+            self.writer.directory.load(self._db())
+        except psycopg.OperationalError:
+            self._drop_connection()
+
+    def _sweep(self) -> None:
+        """Time-driven alarms, escalations, trailing live positions; then the command outbox."""
+        try:
+            self.sweeper.sweep(self._db())
+            self._send_commands()
+        except psycopg.OperationalError:
+            self._drop_connection()
+        except Exception:  # noqa: BLE001 - a sweeper bug must not stop ingest
+            self.counters.handler_errors += 1
+            log.exception("the alarm sweep failed")
+
+    def _send_commands(self) -> None:
+        """Publish the commands to units (citygrid/units/{id}/cmd) that committed transactions
+        left in the outbox; each is marked sent once the broker has it."""
+        if not self.connected.is_set():
+            return
+        conn = self._db()
+        with conn.transaction():
+            rows = conn.execute("SELECT id, unit_id, payload FROM unit_command WHERE sent_at IS NULL ORDER BY id"
+                                " LIMIT %s FOR UPDATE SKIP LOCKED", (COMMANDS_PER_PASS,)).fetchall()
+            sent = []
+            for r in rows:
+                info = self.client.publish(f"citygrid/units/{r['unit_id']}/cmd",
+                                           json.dumps(r["payload"], ensure_ascii=False), qos=1)
+                try:
+                    info.wait_for_publish(2.0)
+                except (RuntimeError, ValueError):
+                    break
+                if not info.is_published():
+                    break
+                sent.append(r["id"])
+            if sent:
+                conn.execute("UPDATE unit_command SET sent_at = now() WHERE id = ANY(%s)", (sent,))
 
     def _heartbeat(self) -> None:
         c = self.counters
@@ -222,7 +258,8 @@ class IngestWorker:
     def run(self) -> None:
         """Until stop(): connect, then write batches as they come."""
         self.connect()
-        next_beat = next_housekeeping = 0.0
+        next_beat = next_housekeeping = next_sweep = 0.0
+        next_reload = time.monotonic() + DIRECTORY_RELOAD_S
         try:
             while not self.stop_event.is_set():
                 now = time.monotonic()
@@ -232,6 +269,12 @@ class IngestWorker:
                 items = self._take_batch()
                 if items:
                     self.process(items)
+                if time.monotonic() >= next_reload:
+                    self._reload_directory()
+                    next_reload = time.monotonic() + DIRECTORY_RELOAD_S
+                if time.monotonic() >= next_sweep:
+                    self._sweep()
+                    next_sweep = time.monotonic() + SWEEP_S
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + HEARTBEAT_S

@@ -15,6 +15,7 @@ import psycopg
 
 from devices import partitions
 from devices.fix import DecodeError, DeviceEvent, Fix
+from devices.handlers.chain import BatchView
 from devices.registry import DeviceDirectory
 
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
@@ -89,7 +90,7 @@ class Writer:
     limits: Limits
     directory: DeviceDirectory = field(default_factory=DeviceDirectory)
     partitions: partitions.PartitionKeeper = field(default_factory=partitions.PartitionKeeper)
-    chain: object | None = None             # the handler chain (run on the new fixes)
+    chain: object | None = None             # devices.handlers.Chain, run on the new fixes
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -157,8 +158,19 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
         _dead_letters(conn, refused)
         _advance_states(conn, stored, last_fixes)
         if writer.chain is not None:
-            writer.chain.run(conn, stored, events)
+            writer.chain.run(conn, _view(stored, last_fixes, events))
     return Written(stored, len(rows) - len(stored), len(refused), events)
+
+
+def _view(stored: list[StoredFix], last: dict[int, dict], events: list[tuple[int, DeviceEvent]]) -> BatchView:
+    """What the handler chain sees: per unit the good fixes newer than its last one (a late,
+    older fix is stored for the track but judged by nobody), who is alive, who pressed SOS."""
+    fresh: dict[int, list[Fix]] = defaultdict(list)
+    for s in stored:                          # in (unit, time) order
+        if s.flags == 0 and (s.unit_id not in last or s.fix.fix_time > last[s.unit_id]["fix_time"]):
+            fresh[s.unit_id].append(s.fix)
+    return BatchView(now=dt.datetime.now(dt.timezone.utc), fresh=dict(fresh), alive={s.unit_id for s in stored},
+                     sos=[(s.unit_id, s.fix, s.flags) for s in stored if s.fix.sos], events=events, before=last)
 
 
 def _last_good_fixes(conn: psycopg.Connection, unit_ids: list[int]) -> dict[int, dict]:
@@ -166,8 +178,8 @@ def _last_good_fixes(conn: psycopg.Connection, unit_ids: list[int]) -> dict[int,
     writing fixes of the same unit take turns instead of deadlocking."""
     if not unit_ids:
         return {}
-    rows = conn.execute("SELECT unit_id, fix_time, lon, lat FROM unit_state WHERE unit_id = ANY(%s)"
-                        " ORDER BY unit_id FOR UPDATE", (unit_ids,)).fetchall()
+    rows = conn.execute("SELECT unit_id, fix_time, lon, lat, outside_since, anchor_lon, anchor_lat, anchor_since"
+                        " FROM unit_state WHERE unit_id = ANY(%s) ORDER BY unit_id FOR UPDATE", (unit_ids,)).fetchall()
     return {r["unit_id"]: r for r in rows}
 
 
@@ -180,7 +192,10 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> lis
                 copy.write_row(row)
         new = cur.execute(
             f"INSERT INTO position ({', '.join(_POSITION_COLUMNS)}) SELECT {', '.join(_POSITION_COLUMNS)}"
-            " FROM position_in ON CONFLICT (device, fix_time) DO NOTHING RETURNING device, fix_time, unit_id, flags"
+            # A fix already stored is a redelivery — unless this copy carries an SOS the stored
+            # one lacks (a panic press in the same second as a routine fix): that one counts.
+            " FROM position_in ON CONFLICT (device, fix_time) DO UPDATE SET sos = true"
+            " WHERE excluded.sos AND NOT position.sos RETURNING device, fix_time, unit_id, flags"
         ).fetchall()
     return sorted((StoredFix(r["unit_id"], fixes[(r["device"], r["fix_time"])], r["flags"]) for r in new),
                   key=lambda s: (s.unit_id, s.fix.fix_time))
@@ -188,21 +203,23 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> lis
 
 def _advance_states(conn: psycopg.Connection, stored: list[StoredFix], last: dict[int, dict]) -> None:
     """Each unit's newest good fix becomes its state (an older fix arriving late does not)."""
-    newest: dict[int, StoredFix] = {}
+    newest: dict[int, Fix] = {}
     for s in stored:
         if s.flags == 0 and (s.unit_id not in last or s.fix.fix_time > last[s.unit_id]["fix_time"]):
-            newest[s.unit_id] = s             # stored is in time order per unit
+            newest[s.unit_id] = s.fix             # stored is in time order per unit
     if not newest:
         return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO unit_state (unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
-            " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
-            " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
-            " WHERE unit_state.fix_time < excluded.fix_time",
-            [(u, s.fix.fix_time, s.fix.lon, s.fix.lat, s.fix.speed_mps, s.fix.accuracy_m, s.fix.battery_pct,
-              s.fix.device) for u, s in newest.items()])
+    fixes = list(newest.values())
+    conn.execute(
+        "INSERT INTO unit_state (unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device)"
+        " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::float8[], %s::float8[], %s::real[], %s::real[],"
+        " %s::real[], %s::text[]) ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
+        " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
+        " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
+        " WHERE unit_state.fix_time < excluded.fix_time",
+        (list(newest), [f.fix_time for f in fixes], [f.lon for f in fixes], [f.lat for f in fixes],
+         [f.speed_mps for f in fixes], [f.accuracy_m for f in fixes], [f.battery_pct for f in fixes],
+         [f.device for f in fixes]))
 
 
 def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     stationary_escalate_minutes: int = 40
     offline_minutes: int = 10                # no fix this long during a shift → alarm
     sos_radius_m: float = 1000.0             # on-duty units within this distance are called to help
+    stop_minutes: int = 5                    # track replay: within stationary_radius_m this long → a stop (停留点)
+    track_gap_seconds: int = 300             # … no fix for longer than this → a gap in the track (信号中断)
+    late_grace_minutes: int = 10             # attendance: first fix inside the area after start + this → late (迟到)
+    early_leave_minutes: int = 10            # … last fix inside before end − this → early leave (早退)
+    presence_gap_minutes: float = 5.0        # … an interval between two fixes counts at most this long
 
     def check_secret(self) -> None:
         """The server refuses to start on a secret everybody knows (outside demo mode)."""

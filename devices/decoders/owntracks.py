@@ -65,8 +65,18 @@ def _location(device: str, msg: dict[str, Any], received_at: dt.datetime) -> Fix
         course_deg=optional_number(msg.get("cog"), "cog", lo=0, hi=360, negative_unknown=True),
         battery_pct=optional_number(msg.get("batt"), "batt", lo=0, hi=100,
                                     negative_unknown=True),
-        sos=False,  # OwnTracks has no alarm field; t="u" is a manual report, not an SOS
+        sos=_is_sos(msg),
     )
+
+
+# OwnTracks has no alarm field. The field teams' convention: publish the location by hand
+# naming the point (iOS "poi") or tagging it ("tag") SOS / 求救. A plain manual report
+# (t="u") is not an SOS.
+_SOS_WORDS = frozenset({"sos", "求救", "救命"})
+
+
+def _is_sos(msg: dict[str, Any]) -> bool:
+    return any(isinstance(msg.get(k), str) and msg[k].strip().lower() in _SOS_WORDS for k in ("poi", "tag"))
 
 
 def _offline(device: str, msg: dict[str, Any], received_at: dt.datetime) -> DeviceEvent:

@@ -85,6 +85,14 @@ def test_owntracks_ios_location_unknown_speed_and_course_manual_trigger_is_not_s
         sos=False)])
 
 
+@pytest.mark.parametrize("field, value, sos", [("poi", "SOS", True), ("tag", " 求救 ", True), ("poi", "sos", True),
+                                               ("poi", "公厕", False), ("tag", 1, False)])
+def test_owntracks_point_named_sos_is_an_sos(field, value, sos):
+    payload = {"_type": "location", "lat": 27.0, "lon": 113.3, "tst": NOW - 5, "t": "u", field: value}
+    [fix] = owntracks.decode("owntracks/li/phone", json.dumps(payload).encode(), RECEIVED)
+    assert fix.sos is sos
+
+
 def test_owntracks_lwt_is_offline_dated_on_arrival():
     [event] = replay("owntracks_lwt.json")
     assert event == DeviceEvent(device="owntracks:zhangwei/pixel7", kind="offline",

@@ -119,6 +119,38 @@ def test_poor_and_impossible_fixes_are_kept_but_flagged(db, unit, worker, mqtt_b
     pub.loop_stop()
 
 
+def test_an_sos_through_the_broker_reaches_the_nearby_unit_on_its_cmd_topic(db, unit, worker, mqtt_broker):
+    from devices.shifts import add_shift
+
+    helper = add_unit(db, name="附近的巡逻车", kind="vehicle", actor="test")
+    now = dt.datetime.now(dt.timezone.utc)
+    add_shift(db, unit_id=helper, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=1),
+              polygon={"type": "Polygon", "coordinates": [[[113, 26], [114, 26], [114, 28], [113, 28], [113, 26]]]},
+              actor="test")
+    commands: list[dict] = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-cmd-{time.monotonic_ns()}")
+    listener.on_message = lambda c, u, m: commands.append({"topic": m.topic, **json.loads(m.payload)})
+    listener.connect("127.0.0.1", mqtt_broker.port)
+    listener.subscribe("citygrid/units/+/cmd", qos=1)
+    listener.loop_start()
+    pub = publisher(mqtt_broker)
+    publish_all(pub, [(f"citygrid/units/{helper}/pos", json.dumps(
+        {"ts": now.isoformat(), "lat": 27.0005, "lon": 113.3415}).encode())])
+    assert wait_for(db, "SELECT count(*) AS n FROM unit_state", 1) == 1
+    sos = json.loads(owntracks(0))
+    sos.update(tst=int(now.timestamp()), poi="SOS")
+    publish_all(pub, [("owntracks/zhangsan/phone", json.dumps(sos).encode())])
+    end = time.monotonic() + 20
+    while not commands and time.monotonic() < end:
+        time.sleep(0.1)
+    [command] = commands
+    assert command["topic"] == f"citygrid/units/{helper}/cmd" and command["cmd"] == "sos_assist"
+    assert command["unit_id"] == unit and "SOS" in command["message"]
+    assert wait_for(db, "SELECT count(*) AS n FROM unit_command WHERE sent_at IS NOT NULL", 1) == 1
+    listener.loop_stop()
+    pub.loop_stop()
+
+
 def _start_worker_process(db_url: str, broker, name: str) -> subprocess.Popen:
     env = {**os.environ, "CITYGRID_DATABASE_URL": db_url, "CITYGRID_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
            "CITYGRID_SECRET_KEY": TEST_SECRET, "CITYGRID_INGEST_BATCH_MAX": "200",
