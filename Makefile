@@ -9,16 +9,24 @@ setup:                          ## install Debian packages, the virtualenv and v
 	@scripts/setup.sh
 
 demo: export CITYGRID_DEMO = 1
+# Shorter patrol alarm thresholds, so the simulator's scripted incidents show within minutes.
+demo: export CITYGRID_STATIONARY_MINUTES ?= 5
+demo: export CITYGRID_STATIONARY_ESCALATE_MINUTES ?= 8
+demo: export CITYGRID_OFFLINE_MINUTES ?= 3
+demo: export CITYGRID_OUT_OF_AREA_ESCALATE_MINUTES ?= 3
 demo: setup                     ## run the whole system on a seeded demo city
 	@$(CITYGRID) services up
 	@$(CITYGRID) db migrate
 	@$(CITYGRID) demo seed
 	@scripts/serve-bg.sh
+	@scripts/start-bg.sh ingest $(CITYGRID) ingest --name demo
+	@scripts/start-bg.sh simulate $(CITYGRID) simulate
 	@echo ""
 	@echo "CityGrid Command is running (demo city 攸县):"
 	@echo "  map          http://127.0.0.1:$(PORT)/map      (admin / citygrid-demo)"
 	@echo "  API docs     http://127.0.0.1:$(PORT)/docs"
 	@echo "  health       http://127.0.0.1:$(PORT)/api/health"
+	@echo "  patrol       16 simulated inspectors and vehicles (.run/simulate.log), ingest (.run/ingest.log)"
 	@echo "  stop it all  make stop"
 
 test: setup                     ## run the whole suite against real PostGIS, Mosquitto and Chromium
@@ -28,7 +36,7 @@ bench: setup                    ## measure the figures each issue names, beside 
 	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
 
 stop:                           ## stop the demo server and local services
-	@if [ -f .run/serve.pid ]; then kill $$(cat .run/serve.pid) 2>/dev/null || true; rm -f .run/serve.pid; fi
+	@for p in simulate ingest serve; do if [ -f .run/$$p.pid ]; then kill $$(cat .run/$$p.pid) 2>/dev/null || true; rm -f .run/$$p.pid; fi; done
 	@CITYGRID_DEMO=1 $(CITYGRID) services down
 
 clean: stop                     ## remove local data (.run) — the demo city is generated again next time

@@ -155,7 +155,7 @@ class IngestWorker:
                 batch.refuse(message, DecodeError("decoder_error", f"decoder failed: {e!r}"))
         return batch
 
-    def _write_until_done(self, batch: Batch):
+    def _write_until_done(self, batch: Batch, items: list):
         """Write the batch, waiting out a database that is down: never drop, never ack early."""
         delay = 0.5
         while True:
@@ -167,6 +167,31 @@ class IngestWorker:
                 if self.stop_event.wait(delay):
                     return None
                 delay = min(delay * 2, 5.0)
+            except psycopg.Error as e:
+                # Something in the batch the database refuses (a value no decoder foresaw):
+                # write the messages one by one so only the culprit goes to the dead letters.
+                log.warning("a batch was refused (%s); writing its messages one by one", str(e).strip()[:200])
+                return self._write_one_by_one(items)
+
+    def _write_one_by_one(self, items: list):
+        total = None
+        for item in items:
+            single = self._decode_all([item])
+            try:
+                written = write(self._db(), single, self.writer)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as e:
+                refused = Batch(received_at=single.received_at)
+                refused.refuse(item[3], DecodeError("unstorable", f"the database refused a value: {str(e).strip()[:300]}"))
+                written = write(self._db(), refused, self.writer)
+            if total is None:
+                total = written
+            else:
+                total.stored += written.stored
+                total.duplicates += written.duplicates
+                total.dead_letters += written.dead_letters
+        return total
 
     def _acknowledge(self, items: list) -> None:
         for generation, mid, qos, _ in items:
@@ -175,7 +200,7 @@ class IngestWorker:
 
     def process(self, items: list) -> None:
         batch = self._decode_all(items)
-        written = self._write_until_done(batch)
+        written = self._write_until_done(batch, items)
         if written is None:
             return                              # stopping: the broker keeps them
         self._acknowledge(items)
@@ -254,6 +279,8 @@ class IngestWorker:
                          self.settings.position_retention_days)
         except psycopg.OperationalError:
             self._drop_connection()
+        except psycopg.Error:
+            log.exception("partition upkeep failed; trying again in an hour (batches still make their own)")
 
     def run(self) -> None:
         """Until stop(): connect, then write batches as they come."""

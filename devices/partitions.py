@@ -42,9 +42,12 @@ class PartitionKeeper:
         self._ready: set[dt.date] = set()
 
     def cover(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
-        missing = days - self._ready
-        if not missing:
-            return
-        for day in missing:
+        """Make sure the days have partitions (inside the caller's transaction)."""
+        for day in days - self._ready:
             ensure(conn, day)
+
+    def committed(self, days: set[dt.date]) -> None:
+        """The transaction that covered these days has committed: their partitions exist for
+        good (marked only now, since a rolled-back transaction takes its new partitions along)."""
+        for day in days - self._ready:
             self._ready.update(day + dt.timedelta(days=k) for k in range(-MAX_AGE.days - 1, DAYS_AHEAD + 1))

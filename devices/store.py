@@ -159,6 +159,7 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
         _advance_states(conn, stored, last_fixes)
         if writer.chain is not None:
             writer.chain.run(conn, _view(stored, last_fixes, events))
+    writer.partitions.committed(days)
     return Written(stored, len(rows) - len(stored), len(refused), events)
 
 

@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
-from command.app import create_app
-from command.services import free_port
-from gis.db import open_pool
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -22,19 +16,9 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 
 
 @pytest.fixture
-def live_server(settings, tiny_city):
-    pool = open_pool(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, pool), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    pool.close()
+def live_server(server):
+    """The app on a real port (tests/command/conftest.py), for the browser."""
+    return server
 
 
 @pytest.fixture

@@ -3,42 +3,18 @@ timeline, play/pause, the stop and the alarm on the way, in Chinese and English.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
-from command.app import create_app
 from command.auth import create_user
-from command.services import free_port
 from devices.registry import add_unit
-from gis.db import open_pool
+from tests.command.test_browser_map import CHROMIUM, CHROMIUM_ARGS, live_server  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD
 from tests.devices.test_tracks import T0, patrol_morning, put_fixes
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def live_server(settings, tiny_city):
-    pool = open_pool(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, pool), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    pool.close()
 
 
 @pytest.fixture

@@ -215,7 +215,7 @@ def test_citygrid_ingest_serves_the_osmand_port(db_url, db, unit, mqtt_broker, t
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    assert worker.returncode == 0
+    assert worker.returncode == 0, worker.stderr.read().decode()[-3000:]
     assert len(positions(db)) == 1
     row = db.execute("SELECT received, stored FROM ingest_worker WHERE name = 'http-phones'").fetchone()
     assert row == {"received": 1, "stored": 1}
