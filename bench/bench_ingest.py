@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from _mqtt_load import LoadPublisher
 from _stack import throwaway_postgres
 
 import psycopg
@@ -105,18 +106,17 @@ def publish_process(port: int, path: Path, rate: float) -> subprocess.Popen:
 
 def publish_main(path: str, port: int, rate: float) -> None:
     messages = pickle.loads(Path(path).read_bytes())
-    pub = Publisher("127.0.0.1", port, max_inflight=2000)
+    pub = LoadPublisher("127.0.0.1", port, f"bench-load-{os.getpid()}")
     start = time.time()
     print(start, flush=True)
     chunk = 500
     for i in range(0, len(messages), chunk):
-        for topic, payload in messages[i:i + chunk]:
-            pub.publish(topic, payload)
+        pub.publish_many(messages[i:i + chunk])
         if rate:
             ahead = start + (i + chunk) / rate - time.time()
             if ahead > 0:
                 time.sleep(ahead)
-    ok = pub.flush(120)
+    ok = pub.wait_acked(300)
     pub.close()
     print(time.time(), ok, flush=True)
 

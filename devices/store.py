@@ -218,9 +218,14 @@ def _advance_states(conn: psycopg.Connection, stored: list[StoredFix], last: dic
         " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
         " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
         " WHERE unit_state.fix_time < excluded.fix_time",
-        (list(newest), [f.fix_time for f in fixes], [f.lon for f in fixes], [f.lat for f in fixes],
-         [f.speed_mps for f in fixes], [f.accuracy_m for f in fixes], [f.battery_pct for f in fixes],
-         [f.device for f in fixes]))
+        (list(newest), [f.fix_time for f in fixes], _floats(f.lon for f in fixes), _floats(f.lat for f in fixes),
+         _floats(f.speed_mps for f in fixes), _floats(f.accuracy_m for f in fixes),
+         _floats(f.battery_pct for f in fixes), [f.device for f in fixes]))
+
+
+def _floats(values) -> list[float | None]:
+    """An array parameter must hold one type: 55 and 55.5 both go as float8."""
+    return [None if v is None else float(v) for v in values]
 
 
 def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:

@@ -209,8 +209,9 @@ async def receive(request: Request) -> Response:
 
 
 router = APIRouter(tags=["devices"])
-router.add_api_route("/osmand", receive, methods=["GET", "POST"], summary="OsmAnd / Traccar Client position",
-                     description=_DOC, response_class=PlainTextResponse)
+for method in ("GET", "POST"):       # one route each, so each has its own OpenAPI operation id
+    router.add_api_route("/osmand", receive, methods=[method], summary="OsmAnd / Traccar Client position",
+                         description=_DOC, response_class=PlainTextResponse, operation_id=f"osmand_{method.lower()}")
 
 # The dedicated port also answers at its root: Traccar Client's default server URL has no path.
 root_router = APIRouter(tags=["devices"])

@@ -282,3 +282,12 @@ def test_an_sos_in_the_same_second_as_a_stored_fix_still_counts_once(db, app_con
     again = push(app_conn, writer, [fix(unit, 0, INSIDE, sos=True)])        # the broker delivers it again
     assert again.stored == [] and again.duplicates == 1
     assert alarms(db, unit)[0]["detail"]["presses"] == 1
+
+
+def test_whole_and_fractional_numbers_in_one_batch(db, app_conn, settings):
+    first, second = on_duty(db, "甲"), on_duty(db, "乙")
+    push(app_conn, new_writer(settings), [
+        Fix(device=f"unit:{first}", fix_time=T0, lon=113, lat=27, battery_pct=55, speed_mps=1, accuracy_m=5),
+        Fix(device=f"unit:{second}", fix_time=T0, lon=113.3405, lat=27.0005, battery_pct=55.5, speed_mps=1.2,
+            accuracy_m=4.5)])
+    assert db.execute("SELECT count(*) AS n FROM unit_state").fetchone()["n"] == 2
