@@ -18,6 +18,7 @@ import psycopg
 import shapely
 from shapely import wkb
 from shapely.geometry import Point
+from shapely.ops import nearest_points
 
 from devices.mqtt import Publisher
 from devices.registry import add_unit
@@ -63,7 +64,9 @@ class Walker:
         self.heading = (self.heading + rng.gauss(0, 25)) % 360
         for _ in range(8):
             lon, lat = self._ahead(seconds)
-            if leave_area or self.area.contains(Point(lon, lat)):
+            ahead, here = Point(lon, lat), Point(self.lon, self.lat)
+            # inside, or (when out) on the way back in
+            if leave_area or self.area.contains(ahead) or self.area.distance(ahead) < self.area.distance(here):
                 self.lon, self.lat = lon, lat
                 break
             toward = math.degrees(math.atan2(self.area.centroid.x - self.lon, self.area.centroid.y - self.lat))
@@ -159,8 +162,9 @@ class Simulation:
                 continue                                              # the phone says nothing
             else:
                 wandering = w.role == "wander" and s.wander_at <= t < s.wander_at + s.wander_for
-                if wandering and w.area.contains(Point(w.lon, w.lat)):
-                    w.heading = math.degrees(math.atan2(w.lon - w.area.centroid.x, w.lat - w.area.centroid.y)) % 360
+                if wandering and w.area.contains(Point(w.lon, w.lat)):     # head for the nearest edge
+                    edge, _ = nearest_points(w.area.boundary, Point(w.lon, w.lat))
+                    w.heading = math.degrees(math.atan2(edge.x - w.lon, edge.y - w.lat)) % 360
                 w.step(self.interval, self.rng, leave_area=wandering)
                 offset = s.sos_at + (s.cycle_s / 2 if w.device.startswith("osmand:") else 0)
                 sos = w.role == "sos" and offset <= t < offset + self.interval

@@ -156,7 +156,8 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
                              f.speed_mps, f.course_deg, f.battery_pct, f.sos, flags))
         stored = _insert_new(conn, rows, {(f.device, f.fix_time): f for fs in by_unit.values() for f in fs})
         _dead_letters(conn, refused)
-        _advance_states(conn, stored, last_fixes)
+        if rows:
+            _advance_states(conn)
         if writer.chain is not None:
             writer.chain.run(conn, _view(stored, last_fixes, events))
     writer.partitions.committed(days)
@@ -202,30 +203,17 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> lis
                   key=lambda s: (s.unit_id, s.fix.fix_time))
 
 
-def _advance_states(conn: psycopg.Connection, stored: list[StoredFix], last: dict[int, dict]) -> None:
-    """Each unit's newest good fix becomes its state (an older fix arriving late does not)."""
-    newest: dict[int, Fix] = {}
-    for s in stored:
-        if s.flags == 0 and (s.unit_id not in last or s.fix.fix_time > last[s.unit_id]["fix_time"]):
-            newest[s.unit_id] = s.fix             # stored is in time order per unit
-    if not newest:
-        return
-    fixes = list(newest.values())
+def _advance_states(conn: psycopg.Connection) -> None:
+    """Each unit's newest good fix of the batch becomes its state, unless the state is newer
+    already (a late fix, or a redelivered one). Read from the staging table: no parameters."""
     conn.execute(
         "INSERT INTO unit_state (unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device)"
-        " SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::float8[], %s::float8[], %s::real[], %s::real[],"
-        " %s::real[], %s::text[]) ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
+        " SELECT DISTINCT ON (unit_id) unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device"
+        " FROM position_in WHERE flags = 0 ORDER BY unit_id, fix_time DESC"
+        " ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
         " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
         " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
-        " WHERE unit_state.fix_time < excluded.fix_time",
-        (list(newest), [f.fix_time for f in fixes], _floats(f.lon for f in fixes), _floats(f.lat for f in fixes),
-         _floats(f.speed_mps for f in fixes), _floats(f.accuracy_m for f in fixes),
-         _floats(f.battery_pct for f in fixes), [f.device for f in fixes]))
-
-
-def _floats(values) -> list[float | None]:
-    """An array parameter must hold one type: 55 and 55.5 both go as float8."""
-    return [None if v is None else float(v) for v in values]
+        " WHERE unit_state.fix_time < excluded.fix_time")
 
 
 def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:

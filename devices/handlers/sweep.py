@@ -4,6 +4,7 @@ advisory lock): alarms whose condition has lasted long enough with no new fix to
 unit's last move of a second left unsent."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import psycopg
@@ -14,6 +15,7 @@ from gis.config import Settings
 from workflows.notify import LIVE_CHANNEL
 
 SWEEP_LOCK = 0x43475357            # pg_try_advisory_xact_lock key: one sweeper at a time
+QUIET = dt.timedelta(minutes=1)     # no fix for this long: the alarm says the unit went quiet
 
 _ON_SHIFT = "JOIN shift sh ON sh.unit_id = u.id AND sh.starts_at <= now() AND sh.ends_at > now()"
 _NO_OPEN = ("NOT EXISTS (SELECT 1 FROM unit_alarm a WHERE a.unit_id = u.id AND a.kind = %(kind)s"
@@ -71,23 +73,25 @@ class Sweeper:
         join = "LEFT JOIN" if kind == "offline" else "JOIN"   # a unit on shift that never reported is offline
         rows = conn.execute(
             f"SELECT u.id, u.name, sh.id AS shift_id, coalesce({since}, sh.starts_at) AS since, us.lon, us.lat,"
-            f" now() AS now FROM unit u {_ON_SHIFT} {join} unit_state us ON us.unit_id = u.id"
+            f" us.fix_time, now() AS now FROM unit u {_ON_SHIFT} {join} unit_state us ON us.unit_id = u.id"
             f" WHERE u.active AND {condition} AND {_NO_OPEN}",
             {"after": self.after[kind], "kind": kind}).fetchall()
         for r in rows:
             minutes = max(1, round((r["now"] - r["since"]).total_seconds() / 60))
+            quiet = r["fix_time"] is None or r["now"] - r["fix_time"] > QUIET
             alarms.raise_alarm(conn, unit_id=r["id"], kind=kind, since=r["since"], shift_id=r["shift_id"],
-                               lon=r["lon"], lat=r["lat"], message=self._message(kind, r["name"], minutes),
+                               lon=r["lon"], lat=r["lat"], message=self._message(kind, r["name"], minutes, quiet),
                                detail={"by": "time"})
         return len(rows)
 
-    def _message(self, kind: str, name: str, minutes: int) -> str:
+    def _message(self, kind: str, name: str, minutes: int, quiet: bool) -> str:
         if kind == "offline":
             return (f"{name} 已 {minutes} 分钟没有定位上报。手机定位 App 在后台时常被系统暂停或限制，"
                     f"请电话联系确认，并提醒其保持 App 在前台或关闭省电限制")
+        since_last = "（此后无新定位）" if quiet else ""
         if kind == "stationary":
-            return f"{name} 在 {self.radius_m:.0f} 米范围内已停留约 {minutes} 分钟（此后无新定位）"
-        return f"{name} 离开责任区已约 {minutes} 分钟（此后无新定位）"
+            return f"{name} 在 {self.radius_m:.0f} 米范围内已停留约 {minutes} 分钟{since_last}"
+        return f"{name} 离开责任区已约 {minutes} 分钟{since_last}"
 
     def _escalate(self, conn: psycopg.Connection) -> int:
         rows = conn.execute(
