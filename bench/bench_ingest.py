@@ -8,7 +8,7 @@ Prints, each beside a baseline measured in the same run:
   5,000 positions/s of background (baseline: the same probes on an idle system);
 - the worker's memory with 10,000 registered units on shift.
 
-    .venv/bin/python bench/bench_ingest.py [--units 10000] [--rounds 30] [--workers 1]
+    .venv/bin/python bench/bench_ingest.py [--units 10000] [--rounds 30] [--workers 2]
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="ingest worker processes (shared subscription)")
     ap.add_argument("--probes", type=int, default=200)
     args = ap.parse_args()
     probes = args.probes

@@ -196,7 +196,7 @@ def main() -> None:
             load_units(owner, {unit_id: patrol_day(rng)})
             others = [add_unit(owner, name=f"巡查{k}", kind="inspector", actor="bench") for k in range(OTHER_UNITS)]
 
-        settings = Settings(database_url=stack.url, secret_key="bench-secret-0123456789abcdef",
+        settings = Settings(database_url=stack.url, secret_key="bench-secret-0123456789abcdef-0123456789",
                             timer_interval_seconds=0)
         rules = tracks.TrackRules.from_settings(settings)
         pool = open_pool(settings, max_size=2)

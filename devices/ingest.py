@@ -47,6 +47,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600         # the broker keeps our queue this long 
 HEARTBEAT_S = 5.0
 SWEEP_S = 1.0
 COMMANDS_PER_PASS = 500
+CLAIM_S = 30                             # a claimed command not acknowledged by then is sent again
 HOUSEKEEPING_S = 3600.0
 DIRECTORY_RELOAD_S = 60.0                # unbound devices and retired units stop counting within this
 
@@ -89,6 +90,7 @@ class IngestWorker:
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
                                          on_disconnect=self._on_disconnect, on_message=self._on_message)
         self._conn: psycopg.Connection | None = None
+        self._in_flight: dict[int, object] = {}   # command id → its publish, until the broker has it
 
     # ---------------------------------------------------------------- MQTT side
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -211,7 +213,7 @@ class IngestWorker:
         c.dead_letters += written.dead_letters
         c.handler_errors = self.writer.chain.error_count
         if any(f.sos for f, _ in batch.fixes):
-            self._send_commands()
+            self._outbox()
 
     def _reload_directory(self) -> None:
         try:
@@ -220,38 +222,52 @@ class IngestWorker:
             self._drop_connection()
 
     def _sweep(self) -> None:
-        """Time-driven alarms, escalations, trailing live positions; then the command outbox."""
+        """Time-driven alarms, escalations, trailing live positions."""
         try:
             self.sweeper.sweep(self._db())
-            self._send_commands()
         except psycopg.OperationalError:
             self._drop_connection()
         except Exception:  # noqa: BLE001 - a sweeper bug must not stop ingest
             self.counters.handler_errors += 1
             log.exception("the alarm sweep failed")
 
+    def _outbox(self) -> None:
+        try:
+            self._send_commands()
+        except psycopg.OperationalError:
+            self._drop_connection()
+        except Exception:  # noqa: BLE001 - a failed publish pass is retried on the next
+            log.exception("publishing the command outbox failed")
+
     def _send_commands(self) -> None:
         """Publish the commands to units (citygrid/units/{id}/cmd) that committed transactions
-        left in the outbox; each is marked sent once the broker has it."""
+        left in the outbox, without waiting: each is claimed, published, and marked sent on a
+        later pass once the broker has acknowledged it. A claim not marked sent within
+        CLAIM_S is taken again (by any worker): a unit may get a command twice, never not."""
+        conn = self._db()
+        done, failed = [], []
+        for cid, info in self._in_flight.items():
+            try:
+                if info.is_published():
+                    done.append(cid)
+            except (RuntimeError, ValueError):       # never left (disconnected): claim it again later
+                failed.append(cid)
+        for cid in failed:
+            del self._in_flight[cid]
+        if done:
+            conn.execute("UPDATE unit_command SET sent_at = now() WHERE id = ANY(%s)", (done,))
+        for cid in done:
+            del self._in_flight[cid]
         if not self.connected.is_set():
             return
-        conn = self._db()
-        with conn.transaction():
-            rows = conn.execute("SELECT id, unit_id, payload FROM unit_command WHERE sent_at IS NULL ORDER BY id"
-                                " LIMIT %s FOR UPDATE SKIP LOCKED", (COMMANDS_PER_PASS,)).fetchall()
-            sent = []
-            for r in rows:
-                info = self.client.publish(f"citygrid/units/{r['unit_id']}/cmd",
-                                           json.dumps(r["payload"], ensure_ascii=False), qos=1)
-                try:
-                    info.wait_for_publish(2.0)
-                except (RuntimeError, ValueError):
-                    break
-                if not info.is_published():
-                    break
-                sent.append(r["id"])
-            if sent:
-                conn.execute("UPDATE unit_command SET sent_at = now() WHERE id = ANY(%s)", (sent,))
+        rows = conn.execute(
+            "UPDATE unit_command SET claimed_at = now() WHERE id IN (SELECT id FROM unit_command"
+            " WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => %s))"
+            " AND NOT id = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, unit_id, payload",
+            (CLAIM_S, list(self._in_flight), COMMANDS_PER_PASS)).fetchall()
+        for r in rows:
+            self._in_flight[r["id"]] = self.client.publish(f"citygrid/units/{r['unit_id']}/cmd",
+                                                           json.dumps(r["payload"], ensure_ascii=False), qos=1)
 
     def _heartbeat(self) -> None:
         c = self.counters
@@ -301,6 +317,7 @@ class IngestWorker:
                     next_reload = time.monotonic() + DIRECTORY_RELOAD_S
                 if time.monotonic() >= next_sweep:
                     self._sweep()
+                    self._outbox()
                     next_sweep = time.monotonic() + SWEEP_S
                 if time.monotonic() >= next_beat:
                     self._heartbeat()

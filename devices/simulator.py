@@ -119,6 +119,9 @@ def _unit(conn, name: str, kind: str, device: str, area_code: str, area, speed: 
         end = min(now + dt.timedelta(hours=SHIFT_HOURS), later) if later else now + dt.timedelta(hours=SHIFT_HOURS)
         add_shift(conn, unit_id=unit_id, starts_at=now - dt.timedelta(seconds=1), ends_at=end, areas=[area_code],
                   actor=actor)
+    last = conn.execute("SELECT lon, lat FROM unit_state WHERE unit_id = %s", (unit_id,)).fetchone()
+    if last:                                    # a restarted simulation walks on from there
+        return Walker(unit_id, name, device, area, speed, last["lon"], last["lat"])
     start = shapely.Point(area.representative_point())
     walker = Walker(unit_id, name, device, area, speed, start.x, start.y)
     walker.step(rng.uniform(0, 60), rng)

@@ -1,4 +1,5 @@
-"""Screenshot of the running demo's map for the README: `python scripts/screenshot.py [URL] [OUT]`."""
+"""Screenshots of the running demo for the README:
+`python scripts/screenshot.py [URL] [OUT]` (the map) or `… [URL] [OUT] UNIT_ID` (that unit's replay)."""
 from __future__ import annotations
 
 import sys
@@ -9,15 +10,21 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def main(base: str = "http://127.0.0.1:8000", out: str = "docs/screenshot-map.png") -> None:
+def main(base: str = "http://127.0.0.1:8000", out: str = "docs/screenshot-map.png", unit: str | None = None) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
-        page.goto(f"{base}/map")
+        page.goto(f"{base}/units/{unit}/replay" if unit else f"{base}/map")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "citygrid-demo")
         page.click("form#login button[type=submit]")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
+        if unit:
+            page.wait_for_timeout(3000)
+            page.screenshot(path=out)
+            browser.close()
+            print(out)
+            return
         page.evaluate("map.setZoom(15.5), undefined")
         page.wait_for_timeout(1500)
         page.evaluate("map.fire('click', {latlng: L.latLng(map.getCenter().lat + 0.004, map.getCenter().lng)}), undefined")

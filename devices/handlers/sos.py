@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import psycopg
 
@@ -28,6 +29,8 @@ _HELPERS = (
     " FROM unit_state us JOIN unit u ON u.id = us.unit_id"
     " WHERE u.active AND u.id <> %(unit)s"
     " AND EXISTS (SELECT 1 FROM shift s WHERE s.unit_id = u.id AND s.starts_at <= now() AND s.ends_at > now())"
+    # a box on the plain numbers first (cheap on every unit), the exact distance on what is in it
+    " AND us.lat BETWEEN %(lat)s - %(dlat)s AND %(lat)s + %(dlat)s AND us.lon BETWEEN %(lon)s - %(dlon)s AND %(lon)s + %(dlon)s"
     " AND ST_DWithin(ST_MakePoint(us.lon, us.lat)::geography, ST_MakePoint(%(lon)s, %(lat)s)::geography, %(r)s)"
     " ORDER BY 3 LIMIT %(n)s")
 
@@ -74,7 +77,9 @@ class Sos:
         if unit["leader_user_id"] is not None:
             notify(conn, kind="unit_alarm.sos", user_id=unit["leader_user_id"], message=message)
         helpers = [] if lon is None else conn.execute(
-            _HELPERS, {"lon": lon, "lat": lat, "unit": unit_id, "r": self.radius_m, "n": MAX_HELPERS}).fetchall()
+            _HELPERS, {"lon": lon, "lat": lat, "unit": unit_id, "r": self.radius_m, "n": MAX_HELPERS,
+                       "dlat": self.radius_m / 110_000,
+                       "dlon": self.radius_m / (110_000 * max(0.01, math.cos(math.radians(lat))))}).fetchall()
         for h in helpers:
             payload = {"cmd": "sos_assist", "alarm_id": alarm_id, "unit_id": unit_id, "unit_name": unit["name"],
                        "lon": lon, "lat": lat, "distance_m": float(h["distance_m"]), "at": fix.fix_time.isoformat(),

@@ -11,7 +11,8 @@ CREATE TABLE unit_command (
   payload     jsonb NOT NULL,
   alarm_id    bigint REFERENCES unit_alarm(id) ON DELETE SET NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
-  sent_at     timestamptz
+  claimed_at  timestamptz,                   -- a worker is publishing it (taken back if not sent soon)
+  sent_at     timestamptz                    -- the broker has it
 );
 CREATE INDEX unit_command_unsent_idx ON unit_command (id) WHERE sent_at IS NULL;
 CREATE INDEX unit_command_unit_idx ON unit_command (unit_id, created_at);
