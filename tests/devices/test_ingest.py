@@ -189,3 +189,21 @@ def test_a_worker_killed_mid_burst_loses_and_duplicates_nothing(db, db_url, unit
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_command_claimed_by_a_worker_that_died_is_sent_again(db, unit, worker, mqtt_broker):
+    received: list[dict] = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-cmd-{time.monotonic_ns()}")
+    listener.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    listener.connect("127.0.0.1", mqtt_broker.port)
+    listener.subscribe(f"citygrid/units/{unit}/cmd", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)
+    db.execute("INSERT INTO unit_command (unit_id, kind, payload, claimed_at) VALUES"
+               " (%s, 'dispatch', '{\"cmd\": \"dispatch\", \"n\": 1}', now() - interval '5 minutes'),"
+               " (%s, 'dispatch', '{\"cmd\": \"dispatch\", \"n\": 2}', now())", (unit, unit))
+    assert wait_for(db, "SELECT count(*) AS n FROM unit_command WHERE sent_at IS NOT NULL", 1, timeout=20) == 1
+    time.sleep(2)                                       # the fresh claim is another worker's, still in time
+    assert [c["n"] for c in received] == [1]
+    assert db.execute("SELECT sent_at FROM unit_command WHERE payload->>'n' = '2'").fetchone()["sent_at"] is None
+    listener.loop_stop()
