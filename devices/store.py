@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from devices import partitions
 from devices.fix import DecodeError, DeviceEvent, Fix
@@ -188,7 +189,7 @@ def _last_good_fixes(conn: psycopg.Connection, unit_ids: list[int]) -> dict[int,
 def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> list[StoredFix]:
     if not rows:
         return []
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
         with cur.copy(f"COPY position_in ({', '.join(_POSITION_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -199,7 +200,7 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> lis
             " FROM position_in ON CONFLICT (device, fix_time) DO UPDATE SET sos = true"
             " WHERE excluded.sos AND NOT position.sos RETURNING device, fix_time, unit_id, flags"
         ).fetchall()
-    return sorted((StoredFix(r["unit_id"], fixes[(r["device"], r["fix_time"])], r["flags"]) for r in new),
+    return sorted((StoredFix(unit_id, fixes[(device, fix_time)], flags) for device, fix_time, unit_id, flags in new),
                   key=lambda s: (s.unit_id, s.fix.fix_time))
 
 

@@ -20,13 +20,13 @@ class OutOfArea:
         self.book, self.threshold = book, dt.timedelta(seconds=seconds)
 
     def handle(self, conn: psycopg.Connection, view: BatchView) -> None:
-        duty = self.book.duty(conn, view)
+        duty, inside = self.book.duty(conn, view), self.book.inside(conn, view)
         before = {u: r["outside_since"] for u, r in view.before.items() if r["outside_since"] is not None}
         verdicts = {}
         for unit_id, fixes in view.fresh.items():
             since, steps = before.get(unit_id), []
-            for f, shift in zip(fixes, duty[unit_id]):
-                if shift is None or self.book.inside(shift, f.lon, f.lat):
+            for f, shift, within in zip(fixes, duty[unit_id], inside[unit_id]):
+                if shift is None or within:
                     since = None
                 elif since is None:
                     since = f.fix_time
