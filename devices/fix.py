@@ -91,6 +91,10 @@ def _no_constant(name: str) -> Any:
     raise DecodeError("bad_json", f"{name} is not valid JSON; send finite numbers only")
 
 
+# One decoder for every message (json.loads with options would build a new one each call).
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def load_json(payload: bytes) -> Any:
     """Bytes to JSON, refusing oversized, non-UTF-8, non-JSON and NaN-bearing payloads."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -101,7 +105,7 @@ def load_json(payload: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise DecodeError("bad_json", f"payload is not UTF-8 text (byte {e.start})") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return _JSON.decode(text)
     except json.JSONDecodeError as e:
         raise DecodeError("bad_json", f"payload is not valid JSON: {e.msg}"
                           f" at line {e.lineno} column {e.colno}") from None
