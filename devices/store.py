@@ -17,6 +17,7 @@ from psycopg.rows import tuple_row
 from devices import partitions
 from devices.fix import DecodeError, DeviceEvent, Fix
 from devices.handlers.chain import BatchView
+from devices.handlers.live import ADVANCE_STATES
 from devices.registry import DeviceDirectory
 
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
@@ -205,16 +206,8 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple], fixes: dict) -> lis
 
 
 def _advance_states(conn: psycopg.Connection) -> None:
-    """Each unit's newest good fix of the batch becomes its state, unless the state is newer
-    already (a late fix, or a redelivered one). Read from the staging table: no parameters."""
-    conn.execute(
-        "INSERT INTO unit_state (unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device)"
-        " SELECT DISTINCT ON (unit_id) unit_id, fix_time, lon, lat, speed_mps, accuracy_m, battery_pct, device"
-        " FROM position_in WHERE flags = 0 ORDER BY unit_id, fix_time DESC"
-        " ON CONFLICT (unit_id) DO UPDATE SET fix_time = excluded.fix_time,"
-        " lon = excluded.lon, lat = excluded.lat, speed_mps = excluded.speed_mps,"
-        " accuracy_m = excluded.accuracy_m, battery_pct = excluded.battery_pct, device = excluded.device"
-        " WHERE unit_state.fix_time < excluded.fix_time")
+    """Unit states from the staging table, with their live-bus messages (one statement)."""
+    conn.execute(ADVANCE_STATES)
 
 
 def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:

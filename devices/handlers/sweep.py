@@ -12,7 +12,6 @@ import psycopg
 from devices.handlers import alarms
 from devices.handlers.live import SEND_LIVE
 from gis.config import Settings
-from workflows.notify import LIVE_CHANNEL
 
 SWEEP_LOCK = 0x43475357            # pg_try_advisory_xact_lock key: one sweeper at a time
 QUIET = dt.timedelta(minutes=1)     # no fix for this long: the alarm says the unit went quiet
@@ -110,4 +109,4 @@ class Sweeper:
             " AND live_sent_at <= clock_timestamp() - interval '1 second' ORDER BY unit_id FOR UPDATE SKIP LOCKED")]
         if not units:
             return 0
-        return conn.execute(SEND_LIVE, (units, LIVE_CHANNEL)).fetchone()["n"]
+        return conn.execute(SEND_LIVE, (units,)).fetchone()["n"]
