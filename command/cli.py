@@ -447,11 +447,15 @@ def units_report(date: Annotated[str, typer.Option(help="the local day, YYYY-MM-
 @app.command("ingest")
 def ingest(name: Annotated[Optional[str], typer.Option(
         help="this worker's stable name (default: the host name); a restarted worker must keep"
-             " its name to get back the messages the broker kept for it")] = None):
+             " its name to get back the messages the broker kept for it")] = None,
+           retire: Annotated[bool, typer.Option(
+               help="retire the worker of this --name for good: store what the broker still keeps"
+                    " for it, leave the shared subscription, end its session, exit")] = False):
     """Run an ingest worker: patrol positions from MQTT into the database. Start several,
     each with its own --name, to share the load (MQTT shared subscription); stop with
     Ctrl-C or SIGTERM. With CITYGRID_OSMAND_PORT set it also takes OsmAnd / Traccar Client
-    reports over HTTP on that port (paths / and /osmand)."""
+    reports over HTTP on that port (paths / and /osmand). A worker taken away for good must
+    be retired (--retire), or the broker keeps dealing it a share until its session expires."""
     import logging
     import signal
     import socket
@@ -461,8 +465,9 @@ def ingest(name: Annotated[Optional[str], typer.Option(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings()
     worker = IngestWorker(s, name or socket.gethostname())
+    worker.retiring = retire
     http = None
-    if s.osmand_port:                         # OsmAnd / Traccar Client over HTTP on a port of its own
+    if s.osmand_port and not retire:                         # OsmAnd / Traccar Client over HTTP on a port of its own
         from command.routes.osmand_routes import OsmandServer
 
         http = OsmandServer(s, counter_name=f"http-{worker.name}")

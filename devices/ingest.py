@@ -10,7 +10,8 @@
   which delivers them again; (device, fix_time) makes the second delivery a no-op.
 - Shared subscriptions ($share/GROUP/…) let several workers split the load. The broker keeps
   dealing a share to a stopped worker's session until it expires: restart a worker under
-  its own name, and give test or trial workers a group of their own.
+  its own name, or retire the name (`citygrid ingest --name N --retire`: store what the
+  broker kept for it, leave the group, end the session).
 - The broker sends at most RECEIVE_MAXIMUM unacknowledged messages: that bounds the queue
   and holds the rest at the broker while the database is slow or down.
 - The database going away is waited out (the batch is kept and retried); messages that
@@ -49,7 +50,8 @@ SWEEP_S = 1.0
 COMMANDS_PER_PASS = 500
 CLAIM_S = 30                             # a claimed command not acknowledged by then is sent again
 HOUSEKEEPING_S = 3600.0
-DIRECTORY_RELOAD_S = 60.0                # unbound devices and retired units stop counting within this
+DIRECTORY_RELOAD_S = 60.0
+RETIRE_QUIET_S = 2.0                     # retiring: the broker has sent nothing this long → drained                # unbound devices and retired units stop counting within this
 
 
 def decode(message: Received) -> list:
@@ -83,6 +85,8 @@ class IngestWorker:
         self.counters = Counters()
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.stop_event = threading.Event()
+        self.retiring = False                 # drain this name's queue at the broker, then end its session
+        self._last_message = time.monotonic()
         self.connected = threading.Event()
         self._generation = 0                  # bumps on every (re)connect: old message ids are void
         self.writer = new_writer(settings)
@@ -109,6 +113,7 @@ class IngestWorker:
             log.warning("lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.Message) -> None:
+        self._last_message = time.monotonic()
         self.inbox.put((self._generation, msg.mid, msg.qos,
                         Received(source_of(msg.topic), msg.topic, bytes(msg.payload), dt.datetime.now(dt.timezone.utc))))
 
@@ -322,10 +327,33 @@ class IngestWorker:
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + HEARTBEAT_S
+                if self.retiring and self._drained():
+                    self._end_session()
+                    return
         finally:
             self.client.loop_stop()
             self.client.disconnect()
             self._drop_connection()
+
+    def _drained(self) -> bool:
+        """Retiring: connected, nothing waiting here, and the broker has sent nothing for a while."""
+        return (self.connected.is_set() and self.inbox.empty()
+                and time.monotonic() - self._last_message > RETIRE_QUIET_S)
+
+    def _end_session(self) -> None:
+        """Leave the shared subscription, take what the broker still sends, then disconnect
+        with session expiry 0 so the broker stops keeping (and dealing to) this name."""
+        self.client.unsubscribe([f"$share/{self.settings.ingest_share_group}/{t}" for t in TOPICS])
+        self._last_message = time.monotonic()
+        while not self._drained() and not self.stop_event.is_set():
+            items = self._take_batch()
+            if items:
+                self.process(items)
+        mqtt.end_session(self.client)
+        end = time.monotonic() + 5
+        while self.connected.is_set() and time.monotonic() < end:     # the DISCONNECT has gone out
+            time.sleep(0.05)
+        log.info("retired %s: its queue at the broker is drained and its session ended", self.name)
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -31,6 +31,13 @@ def connect_persistent(client: mqtt.Client, host: str, port: int, *, session_exp
     client.loop_start()
 
 
+def end_session(client: mqtt.Client) -> None:
+    """Disconnect telling the broker to drop this client's session now (MQTT 5: expiry 0)."""
+    props = Properties(PacketTypes.DISCONNECT)
+    props.SessionExpiryInterval = 0
+    client.disconnect(properties=props)
+
+
 def qos1() -> mqtt.SubscribeOptions:
     return mqtt.SubscribeOptions(qos=1)
 

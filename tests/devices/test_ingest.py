@@ -207,3 +207,43 @@ def test_a_command_claimed_by_a_worker_that_died_is_sent_again(db, unit, worker,
     assert [c["n"] for c in received] == [1]
     assert db.execute("SELECT sent_at FROM unit_command WHERE payload->>'n' = '2'").fetchone()["sent_at"] is None
     listener.loop_stop()
+
+
+def test_retiring_a_worker_stores_what_the_broker_kept_for_it_and_ends_its_share(db, db_url, unit, mqtt_broker,
+                                                                                  tmp_path):
+    group = f"retire-{time.monotonic_ns()}"
+    settings = settings_for(db_url, mqtt_broker, tmp_path)
+    settings.ingest_share_group = group
+
+    def start(name: str, retiring: bool = False) -> tuple[IngestWorker, threading.Thread]:
+        w = IngestWorker(settings, name, client_id=f"citygrid-ingest-{group}-{name}")
+        w.retiring = retiring
+        t = threading.Thread(target=w.run, daemon=True)
+        t.start()
+        assert w.connected.wait(10)
+        return w, t
+
+    gone, gone_thread = start("gone")
+    stays, stays_thread = start("stays")
+    time.sleep(0.5)
+    gone.stop()
+    gone_thread.join(10)                                  # stopped, not retired: its session stays
+    pub = publisher(mqtt_broker)
+    publish_all(pub, [("owntracks/zhangsan/phone", owntracks(k)) for k in range(400)])
+    time.sleep(2)
+    kept_for_gone = 400 - db.execute("SELECT count(*) AS n FROM position").fetchone()["n"]
+    assert kept_for_gone > 0                              # the broker dealt the stopped worker a share
+    retired, retired_thread = start("gone", retiring=True)
+    retired_thread.join(30)
+    assert not retired_thread.is_alive(), "the retiring worker did not finish"
+    assert db.execute("SELECT count(*) AS n FROM position").fetchone()["n"] == 400
+    publish_all(pub, [("owntracks/zhangsan/phone", owntracks(k)) for k in range(400, 600)])
+    assert wait_for(db, "SELECT count(*) AS n FROM position", 600, timeout=20) == 600   # all to the one left
+    expected = 600 - 400 + (400 - kept_for_gone)          # the counters follow the commit by a moment
+    end = time.monotonic() + 10
+    while stays.counters.stored < expected and time.monotonic() < end:
+        time.sleep(0.05)
+    assert stays.counters.stored == expected
+    pub.loop_stop()
+    stays.stop()
+    stays_thread.join(10)
