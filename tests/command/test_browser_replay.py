@@ -2,17 +2,16 @@
 timeline, play/pause, the stop and the alarm on the way, in Chinese and English."""
 from __future__ import annotations
 
-import datetime as dt
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from command.auth import create_user
-from devices.registry import add_unit
 from tests.command.test_browser_map import CHROMIUM, CHROMIUM_ARGS, live_server  # noqa: F401 (fixture)
+from tests.command.test_track_api import patrol  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD
-from tests.devices.test_tracks import T0, patrol_morning, put_fixes
+from tests.devices.test_tracks import T0
 
 pytestmark = pytest.mark.browser
 
@@ -27,16 +26,10 @@ def page():
 
 
 @pytest.fixture
-def unit_id(db, tiny_city):
-    unit_id = add_unit(db, name="监督员张三", kind="inspector", actor="test", dept=tiny_city["water_dept"],
-                       devices=["osmand:t1"])
-    walk = patrol_morning()
-    put_fixes(db, unit_id, walk["times"], walk["lon"], walk["lat"], flags=walk["flags"])
-    db.execute("INSERT INTO unit_alarm (unit_id, kind, since, raised_at, lon, lat, message)"
-               " VALUES (%s, 'stationary', %s, %s, 113.3433, 27.0005, '停留超时：已停留 7 分钟')",
-               (unit_id, T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=12)))
+def unit_id(db, patrol):
+    """test_track_api's unit with a morning's track and an alarm, and a shift lead to watch it."""
     create_user(db, username="duty", password=PASSWORD, role="shift_lead", display_name="李值班", actor="test")
-    return unit_id
+    return patrol
 
 
 def _log_in(page, url: str, username: str = "duty") -> None:
