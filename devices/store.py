@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from devices import partitions
@@ -77,6 +78,7 @@ class Written:
     duplicates: int
     dead_letters: int
     events: list[tuple[int, DeviceEvent]]
+    days: set[dt.date]                      # the local days whose partitions the batch needed
 
 
 @dataclass
@@ -162,8 +164,9 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
             _advance_states(conn)
         if writer.chain is not None:
             writer.chain.run(conn, _view(stored, last_fixes, events))
-    writer.partitions.committed(days)
-    return Written(stored, len(rows) - len(stored), len(refused), events)
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        writer.partitions.committed(days)    # else the caller's transaction decides (and marks them)
+    return Written(stored, len(rows) - len(stored), len(refused), events, days)
 
 
 def _view(stored: list[StoredFix], last: dict[int, dict], events: list[tuple[int, DeviceEvent]]) -> BatchView:

@@ -41,7 +41,6 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from command import http_errors
-from devices import partitions
 from devices.decoders import osmand
 from devices.fix import MAX_PAYLOAD_BYTES, DecodeError, Fix
 from devices.pipeline import new_writer
@@ -95,7 +94,6 @@ class OsmandIntake:
             except (psycopg.DataError, psycopg.IntegrityError) as e:
                 # A value the decoder let through but the database refuses: the message
                 # still goes to the dead letters (nothing of it stored), never a 500.
-                self._forget_partitions()
                 log.warning("OsmAnd request refused by the database: %s", e)
                 refused = Batch(received_at=batch.received_at)
                 message = batch.refused[0].message if batch.refused else batch.fixes[0][1]
@@ -103,9 +101,6 @@ class OsmandIntake:
                                                     f" {e.diag.message_primary or e}"))
                 batch.refused[:] = refused.refused
                 return self._write_counted(conn, refused)
-            except BaseException:
-                self._forget_partitions()
-                raise
 
     def _write_counted(self, conn: psycopg.Connection, batch: Batch) -> Written:
         errors_before = getattr(self.writer.chain, "error_count", 0)
@@ -121,12 +116,8 @@ class OsmandIntake:
                 " handler_errors = ingest_worker.handler_errors + excluded.handler_errors",
                 (self.counter_name, len(written.stored), written.duplicates, written.dead_letters,
                  getattr(self.writer.chain, "error_count", 0) - errors_before))
+        self.writer.partitions.committed(written.days)      # their partitions exist for good now
         return written
-
-    def _forget_partitions(self) -> None:
-        # The keeper marks days as covered inside the transaction; after a rollback those
-        # partitions may not exist, so ask the database again next time.
-        self.writer.partitions = partitions.PartitionKeeper()
 
 
 # ---------------------------------------------------------------- parsing one request

@@ -79,15 +79,6 @@ def unit_name(conn: psycopg.Connection, unit_id: int) -> str:
     return row["name"] if row else f"单元 {unit_id}"
 
 
-def open_for(conn: psycopg.Connection, unit_ids: list[int], kind: str) -> set[int]:
-    """Which of these units already have an open alarm of this kind."""
-    if not unit_ids:
-        return set()
-    return {r["unit_id"] for r in conn.execute(
-        "SELECT unit_id FROM unit_alarm WHERE unit_id = ANY(%s) AND kind = %s AND cleared_at IS NULL",
-        (unit_ids, kind))}
-
-
 def open_of_kind(conn: psycopg.Connection, kind: str) -> set[int]:
     """Every unit with an open alarm of this kind (open alarms are few at any moment)."""
     return {r["unit_id"] for r in conn.execute(

@@ -56,7 +56,7 @@ def settle(conn: psycopg.Connection, verdicts: dict[int, Verdict], threshold: dt
             raise_run(conn, unit_id, run)
     alarms.clear_alarms(conn, [u for u, v in verdicts.items() if v.ended], kind, clear_reason)
     due = {u: run for u, v in verdicts.items() if (run := v.due(threshold)) is not None}
-    for unit_id in set(due) - alarms.open_for(conn, list(due), kind):
+    for unit_id in set(due) - alarms.open_of_kind(conn, kind):
         raise_run(conn, unit_id, due[unit_id])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections import Counter
 
 import psycopg
 
@@ -42,15 +43,13 @@ class Sos:
         self.radius_m = radius_m
 
     def handle(self, conn: psycopg.Connection, view: BatchView) -> None:
-        latest: dict[int, tuple[Fix, int, int]] = {}
+        presses = Counter(unit_id for unit_id, _, _ in view.sos)
+        latest: dict[int, tuple[Fix, int]] = {}
         for unit_id, fix, flags in view.sos:
-            presses = latest[unit_id][2] + 1 if unit_id in latest else 1
             if unit_id not in latest or fix.fix_time > latest[unit_id][0].fix_time:
-                latest[unit_id] = (fix, flags, presses)
-            else:
-                latest[unit_id] = (*latest[unit_id][:2], presses)
-        for unit_id, (fix, flags, presses) in sorted(latest.items()):
-            self._press(conn, view, unit_id, fix, flags, presses)
+                latest[unit_id] = (fix, flags)
+        for unit_id, (fix, flags) in sorted(latest.items()):
+            self._press(conn, view, unit_id, fix, flags, presses[unit_id])
 
     def _press(self, conn, view: BatchView, unit_id: int, fix: Fix, flags: int, presses: int) -> None:
         lon, lat, located = fix.lon, fix.lat, "fix"

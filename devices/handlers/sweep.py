@@ -23,8 +23,9 @@ _DUE = {
     # kind: (since, extra condition)
     "out_of_area": ("us.outside_since", "us.outside_since >= sh.starts_at AND us.outside_since <= now() - make_interval(secs => %(after)s)"),
     "stationary": ("us.anchor_since", "us.anchor_since >= sh.starts_at AND us.anchor_since <= now() - make_interval(secs => %(after)s)"),
+    # greatest() skips NULL: a unit that never reported is offline since its shift began
     "offline": ("greatest(us.fix_time, sh.starts_at)",
-                "coalesce(greatest(us.fix_time, sh.starts_at), sh.starts_at) <= now() - make_interval(secs => %(after)s)"),
+                "greatest(us.fix_time, sh.starts_at) <= now() - make_interval(secs => %(after)s)"),
 }
 
 
