@@ -121,7 +121,21 @@ def load_units(conn, days: dict[int, tuple[np.ndarray, ...]]) -> None:
                 lon, lat, speed, flags = days[unit_id]
                 copy.write_row((f"osmand:u{unit_id}", times[s], unit_id, times[s], float(lon[s]), float(lat[s]), 5.0,
                                 float(speed[s]), int(flags[s])))
-    conn.execute("VACUUM ANALYZE position")
+    vacuum_day(conn)
+
+
+def vacuum_day(conn) -> None:
+    """Leave the day as autovacuum leaves any past day: every page all-visible, so the replay
+    reads the fixes from the index alone. A VACUUM right after the COPY may find the pages
+    still in the view of an autovacuum ANALYZE that started during the load: vacuum again."""
+    for _ in range(5):
+        conn.execute("VACUUM ANALYZE position")
+        pages, visible = conn.execute("SELECT relpages, relallvisible FROM pg_class WHERE relname = %s",
+                                      (f"position_{DAY:%Y%m%d}",)).fetchone().values()
+        if visible >= pages:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"VACUUM left {pages - visible} of {pages} pages of the day not all-visible")
 
 
 # ----------------------------------------------------------------------------- measuring

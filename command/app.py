@@ -55,7 +55,9 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     app.state.desk = desk or CaseDesk.default()
     app.state.osmand = osmand_routes.OsmandIntake(settings)      # /osmand: one writer per app
     http_errors.install(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)   # tracks are big JSON; SSE is left alone
+    # Tracks are big JSON (SSE is left alone). Level 4: on a day's track level 6 takes several
+    # times as long for a few percent less (bench/bench_replay.py).
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=4)
     for module in (health, auth_routes, map_routes, case_routes, evaluation_routes, open311, user_routes, web,
                    report_routes):
         app.include_router(module.router)
