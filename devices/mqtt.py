@@ -17,18 +17,20 @@ def ingest_client(client_id: str, *, on_connect, on_disconnect, on_message) -> m
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                          manual_ack=True)
     client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
-    client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
 
 
-def connect_persistent(client: mqtt.Client, host: str, port: int, *, session_expiry_s: int,
+SUCCESS = mqtt.MQTT_ERR_SUCCESS
+
+
+def prepare_persistent(client: mqtt.Client, host: str, port: int, *, session_expiry_s: int,
                        receive_maximum: int) -> None:
-    """Connect in the background keeping the session (and its queued messages) across restarts."""
+    """Set up a connection that keeps the session (and its queued messages) across restarts;
+    the caller opens it with client.reconnect() and drives client.loop() itself."""
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = receive_maximum
     client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
-    client.loop_start()
 
 
 def end_session(client: mqtt.Client) -> None:
