@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import pickle
+import random
 import shutil
 import statistics
 import subprocess
@@ -62,7 +63,16 @@ def walk(unit_id: int, k: int) -> tuple[float, float]:
 
 
 def positions(units: int, rounds: int, base: dt.datetime) -> list[tuple[int, dt.datetime, float, float]]:
-    return [(u, base + dt.timedelta(seconds=k), *walk(u, k)) for k in range(rounds) for u in range(1, units + 1)]
+    """Every unit once a second, in a different order each second as phones report on their
+    own clocks (in a fixed order the broker would deal each worker the same units every
+    round, and workers would never meet on a unit as they do in the street)."""
+    order = random.Random(2026)
+    rows = []
+    for k in range(rounds):
+        ids = list(range(1, units + 1))
+        order.shuffle(ids)
+        rows += [(u, base + dt.timedelta(seconds=k), *walk(u, k)) for u in ids]
+    return rows
 
 
 def raw_copy(url: str, rows: list) -> float:

@@ -11,6 +11,7 @@ import psycopg
 
 from devices.handlers import alarms
 from devices.handlers.live import SEND_LIVE
+from devices.store import lock_unit_states
 from gis.config import Settings
 
 SWEEP_LOCK = 0x43475357            # pg_try_advisory_xact_lock key: one sweeper at a time
@@ -51,6 +52,7 @@ class Sweeper:
         with conn.transaction():
             if not conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (SWEEP_LOCK,)).fetchone()["ok"]:
                 return None
+            lock_unit_states(conn)
             done = Swept()
             done.cleared = self._clear_after_shift(conn)
             for kind in _DUE:
