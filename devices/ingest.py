@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import select
 import threading
 import time
 from dataclasses import dataclass
@@ -389,7 +388,11 @@ class IngestWorker:
     def _disconnect(self) -> None:
         """Say goodbye to the broker (a DISCONNECT it keeps the session for) and close."""
         self.client.disconnect()
-        end = time.monotonic() + 2
+        self._until_closed(2.0)
+
+    def _until_closed(self, seconds: float) -> None:
+        """Run the network loop until the DISCONNECT has gone out and paho closed the socket."""
+        end = time.monotonic() + seconds
         while self.client.socket() is not None and time.monotonic() < end:
             if self.client.loop(timeout=0.05) != mqtt.SUCCESS:
                 break
@@ -409,10 +412,7 @@ class IngestWorker:
             if items:
                 self.process(items)
         mqtt.end_session(self.client)
-        end = time.monotonic() + 5
-        while self.client.socket() is not None and time.monotonic() < end:     # the DISCONNECT has gone out
-            if self.client.loop(timeout=0.05) != mqtt.SUCCESS:
-                break
+        self._until_closed(5.0)
         log.info("retired %s: its queue at the broker is drained and its session ended", self.name)
 
     def stop(self) -> None:

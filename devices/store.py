@@ -200,7 +200,7 @@ def _view(stored: list[StoredFix], last: dict[int, dict], events: list[tuple[int
                      sos=[(s.unit_id, s.fix, s.flags) for s in stored if s.fix.sos], events=events, before=last)
 
 
-def int_array(values: list[int]) -> str:
+def _int_array(values: list[int]) -> str:
     """A PostgreSQL array literal of integers: thousands of ids per batch are written in
     one join instead of one adapter call each (cast it: %s::int[])."""
     return "{" + ",".join(map(str, values)) + "}"
@@ -213,7 +213,7 @@ def _unit_states(conn: psycopg.Connection, unit_ids: list[int], lock: bool = Fal
         return {}
     rows = conn.execute("SELECT unit_id, fix_time, lon, lat, outside_since, anchor_lon, anchor_lat, anchor_since"
                         " FROM unit_state WHERE unit_id = ANY(%s::int[]) ORDER BY unit_id" + (" FOR UPDATE" if lock else ""),
-                        (int_array(unit_ids),)).fetchall()
+                        (_int_array(unit_ids),)).fetchall()
     return {r["unit_id"]: r for r in rows}
 
 
