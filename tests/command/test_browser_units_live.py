@@ -112,6 +112,15 @@ def test_units_move_and_an_sos_is_cleared(live_server, page, db, app_conn, units
     expect(item.locator(".alarm-message")).to_contain_text("监督员张三 发出求救")
     expect(item).to_contain_text("开始于")
     expect(page.locator(_marker(inspector))).to_have_class(re.compile(r"\bunit-alarm unit-sos\b"), timeout=WAIT_MS)
+    # … and the SOS banner names the caller and sounds (or says how to let it sound) until silenced.
+    banner = page.locator("#sos-alert")
+    expect(banner).to_be_visible()
+    expect(banner.locator(".sos-names")).to_have_text("监督员张三")
+    assert page.evaluate("document.body.dataset.sosAlert") in ("sounding", "blocked")
+    banner.locator(".sos-silence").click()
+    expect(banner).to_be_hidden()
+    assert page.evaluate("document.body.dataset.sosAlert") == "silenced"
+    expect(item).to_be_visible()                                       # silenced is not cleared
 
     # English switch, and back.
     page.click("#lang")
@@ -127,6 +136,7 @@ def test_units_move_and_an_sos_is_cleared(live_server, page, db, app_conn, units
     [alarm] = db.execute("SELECT kind, cleared_by FROM unit_alarm WHERE unit_id = %s", (inspector,)).fetchall()
     assert alarm == {"kind": "sos", "cleared_by": "boss"}
     expect(page.locator(_marker(inspector))).not_to_have_class(re.compile(r"\bunit-sos\b"), timeout=WAIT_MS)
+    assert page.evaluate("document.body.dataset.sosAlert") == ""
     assert page.inner_text("#units-live-msg") == ""
 
     hosts = {urlsplit(u).netloc for u in requested if u.startswith("http")}
@@ -144,6 +154,7 @@ def test_a_leader_sees_alarms_sos_first_but_no_clear_button(live_server, page, d
     page.wait_for_selector("body[data-units-live=live]", timeout=WAIT_MS)
     kinds = page.locator("#unit-alarms .alarm-kind")
     expect(kinds).to_have_text(["SOS", "长时间停留"])
+    expect(page.locator("#sos-alert .sos-names")).to_have_text("监督员张三")      # an SOS open when the page opens
     assert "停留超时" in page.inner_text("#unit-alarms .alarm-stationary")
     assert page.locator("#unit-alarms .alarm-clear").count() == 0
     assert "unit-alarm" in page.get_attribute(_marker(units["truck"]), "class").split()

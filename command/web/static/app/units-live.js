@@ -30,7 +30,7 @@ const unitsLive = (() => {
     canClear: false, source: null, timers: {}, loads: 0,
   };
 
-  const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const esc = escapeHtml;                   // map.js
   const el = (id) => document.getElementById(id);
 
   function when(iso) {
@@ -104,6 +104,7 @@ const unitsLive = (() => {
 
   // ------------------------------------------------------------ alarms
   function drawAlarms() {
+    sosAlert.update(state.alarms);
     const list = el("unit-alarms");
     // SOS on top, then newest first.
     const rows = [...state.alarms].sort((a, b) => ((b.kind === "sos") - (a.kind === "sos")) ||
