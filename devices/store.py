@@ -161,10 +161,13 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
         by_unit[unit_id].append(f)
     events = [(u, e) for e in batch.events if (u := directory.unit_of(conn, e.device)) is not None]
     received_at = batch.received_at or dt.datetime.now(dt.timezone.utc)
+    days = {partitions.local_day(f.fix_time) for fs in by_unit.values() for f in fs}
     with conn.transaction():
-        _ensure_staging(conn)
-        days = {partitions.local_day(f.fix_time) for fs in by_unit.values() for f in fs}
+        # Partitions first: making one waits for the partition lock, and a transaction that
+        # already read the position table (the staging table is LIKE it) while waiting would
+        # block the upkeep holding that lock from creating its tables: a deadlock.
         writer.partitions.cover(conn, days)
+        _ensure_staging(conn)
         # Flags are judged against the states as they were (another worker may move a unit
         # meanwhile: a speed check over a little longer time is no harm) …
         seen = _unit_states(conn, list(by_unit))

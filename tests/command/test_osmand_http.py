@@ -211,11 +211,12 @@ def test_citygrid_ingest_serves_the_osmand_port(db_url, db, unit, mqtt_broker, t
                 except httpx.ConnectError:
                     assert time.monotonic() < deadline, "the OsmAnd port never opened"
                     time.sleep(0.1)
-            assert answer.status_code == 200, answer.text
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
-    assert worker.returncode == 0, worker.stderr.read().decode()[-3000:]
+    worker_log = worker.stderr.read().decode()[-3000:]
+    assert answer.status_code == 200, answer.text + worker_log
+    assert worker.returncode == 0, worker_log
     assert len(positions(db)) == 1
     row = db.execute("SELECT received, stored FROM ingest_worker WHERE name = 'http-phones'").fetchone()
     assert row == {"received": 1, "stored": 1}

@@ -42,3 +42,49 @@ def test_the_app_role_cannot_create_tables_itself(db):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         db.execute("CREATE TABLE position_29990101 PARTITION OF position"
                    " FOR VALUES FROM ('2999-01-01') TO ('2999-01-02')")
+
+
+def test_a_batch_and_the_partition_upkeep_at_the_same_moment_take_turns(db, settings):
+    """A worker's hourly upkeep making partitions while another process writes its first
+    batch: the writer must wait for the partition lock before it touches the position table,
+    or each holds what the other needs (PostgreSQL then kills one: a 503 to a phone)."""
+    import threading
+
+    from devices.fix import Fix
+    from devices.registry import add_unit
+    from devices.store import Batch, Limits, Received, Writer, write
+    from gis.db import connect
+
+    add_unit(db, name="监督员", kind="inspector", actor="test", devices=["osmand:77"])
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    batch = Batch(received_at=now)
+    batch.fixes.append((Fix(device="osmand:77", fix_time=now, lon=113.3405, lat=27.0005),
+                        Received("osmand", "/osmand", b"", now)))
+    outcome: dict = {}
+
+    def write_batch() -> None:
+        with connect(settings.database_url) as conn:
+            prepare_app_session(conn, settings.db_app_role)
+            try:
+                outcome["written"] = write(conn, batch, Writer(Limits(100.0, 50.0, None)))
+            except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+                outcome["error"] = exc
+
+    with connect(settings.database_url) as upkeep:
+        prepare_app_session(upkeep, settings.db_app_role)
+        with upkeep.transaction():
+            # The upkeep is between taking the partition lock and creating the tables …
+            upkeep.execute("SELECT pg_advisory_xact_lock(hashtext('citygrid.position_partitions'))")
+            writer = threading.Thread(target=write_batch)
+            writer.start()
+            for _ in range(200):                        # … when the batch comes and waits for it
+                waiting = db.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                     " AND wait_event = 'advisory'").fetchone()["n"]
+                if waiting:
+                    break
+                writer.join(0.05)
+            assert waiting == 1
+            made = partitions.ensure(upkeep, partitions.local_day(now))
+        writer.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert made == 11 and len(outcome["written"].stored) == 1
