@@ -9,17 +9,19 @@
   than it overlaps: a worker draining a backlog alone stored about 30 % more per second
   this way. While a batch is written the broker keeps what comes in (flow control below).
 
-- MQTT 5 with a persistent session (clean_start off, a long session expiry) and manual
-  acknowledgements: a message is acknowledged only after the transaction holding it has
-  committed, so a worker killed at any moment leaves the unacknowledged ones with the broker,
-  which delivers them again; (device, fix_time) makes the second delivery a no-op.
+- MQTT 3.1.1 (devices/mqtt.py says why not 5) with a persistent session (clean session off;
+  the broker keeps it for persistent_client_expiration) and manual acknowledgements: a
+  message is acknowledged only after the transaction holding it has committed, so a worker
+  killed at any moment leaves the unacknowledged ones with the broker, which delivers them
+  again; (device, fix_time) makes the second delivery a no-op.
 - Shared subscriptions ($share/GROUP/…) let several workers split the load. The broker keeps
   dealing a share to a stopped worker's session until it expires: restart a worker under
   its own name, or retire the name (`citygrid ingest --name N --retire`: store what the
   broker kept for it, leave the group, end the session).
-- The broker sends at most RECEIVE_MAXIMUM unacknowledged messages: that bounds the inbox
-  and holds the rest at the broker while the database is slow or down (the worker keeps
-  the connection alive while it waits for the database).
+- The broker sends at most max_inflight_messages unacknowledged messages (20,000 in
+  deploy/mosquitto.conf) and the worker reads no more than a batch ahead: the rest waits at
+  the broker while the database is slow or down (the worker keeps the connection alive
+  while it waits for the database).
 - The database going away is waited out (the batch is kept and retried); messages that
   cannot be decoded go to dead_letter with the reason and are acknowledged (they would
   fail the same way forever).
@@ -48,8 +50,6 @@ from gis.db import connect, prepare_app_session
 log = logging.getLogger("citygrid.ingest")
 
 TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos")
-RECEIVE_MAXIMUM = 20_000                 # unacknowledged messages the broker may send us
-SESSION_EXPIRY_S = 7 * 24 * 3600         # the broker keeps our queue this long while we are away
 HEARTBEAT_S = 5.0
 SWEEP_S = 1.0
 COMMANDS_PER_PASS = 500
@@ -111,7 +111,7 @@ class IngestWorker:
             return
         self._generation += 1
         # Subscribing again on a resumed session is harmless and covers a broker that lost it.
-        client.subscribe([(f"$share/{self.settings.ingest_share_group}/{t}", mqtt.qos1()) for t in TOPICS])
+        client.subscribe([(f"$share/{self.settings.ingest_share_group}/{t}", 1) for t in TOPICS])
         self.connected.set()
         log.info("connected to the broker (session %s)", "resumed" if flags.session_present else "new")
 
@@ -127,8 +127,7 @@ class IngestWorker:
                            Received(source_of(topic), topic, msg.payload, dt.datetime.now(dt.timezone.utc))))
 
     def connect(self) -> None:
-        mqtt.prepare_persistent(self.client, self.settings.mqtt_host, self.settings.mqtt_port,
-                                session_expiry_s=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM)
+        mqtt.prepare_persistent(self.client, self.settings.mqtt_host, self.settings.mqtt_port)
         self._reconnect()
 
     def _reconnect(self) -> None:
@@ -404,15 +403,15 @@ class IngestWorker:
 
     def _end_session(self) -> None:
         """Leave the shared subscription, take what the broker still sends, then disconnect
-        with session expiry 0 so the broker stops keeping (and dealing to) this name."""
+        and end the session so the broker stops keeping (and dealing to) this name."""
         self.client.unsubscribe([f"$share/{self.settings.ingest_share_group}/{t}" for t in TOPICS])
         self._last_message = time.monotonic()
         while not self._drained() and not self.stop_event.is_set():
             items = self._take_batch()
             if items:
                 self.process(items)
-        mqtt.end_session(self.client)
-        self._until_closed(5.0)
+        self._disconnect()
+        mqtt.end_session(self.client_id, self.settings.mqtt_host, self.settings.mqtt_port)
         log.info("retired %s: its queue at the broker is drained and its session ended", self.name)
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from devices.ingest import IngestWorker
+from devices.mqtt import ingest_client
 from devices.registry import add_unit
 from gis.config import Settings
 from tests.conftest import TEST_SECRET
@@ -244,6 +245,15 @@ def test_retiring_a_worker_stores_what_the_broker_kept_for_it_and_ends_its_share
     while stays.counters.stored < expected and time.monotonic() < end:
         time.sleep(0.05)
     assert stays.counters.stored == expected
+    # The broker kept no session for the retired name: coming back under it starts afresh.
+    sessions = []
+    probe = ingest_client(f"citygrid-ingest-{group}-gone", on_connect=lambda c, u, flags, rc, p:
+                               sessions.append(flags.session_present), on_disconnect=None, on_message=None)
+    probe.connect("127.0.0.1", mqtt_broker.port)
+    while not sessions:
+        probe.loop(0.05)
+    probe.disconnect()
+    assert sessions == [False]
     pub.loop_stop()
     stays.stop()
     stays_thread.join(10)
