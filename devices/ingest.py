@@ -152,9 +152,10 @@ class IngestWorker:
                 self.stop_event.wait(max(0.0, min(wait, self._next_attempt - time.monotonic())))
                 return
         before = len(self.inbox)
-        if self.client.loop(timeout=max(wait, 0.0)) != mqtt.SUCCESS:
+        ahead = self.client.buffered()          # read from the socket already: select() cannot see it
+        if self.client.loop(timeout=0.0 if ahead else max(wait, 0.0)) != mqtt.SUCCESS:
             return                              # paho closed the socket (and said so): reconnect next time
-        if len(self.inbox) == before:
+        if len(self.inbox) == before and not self.client.buffered():
             return                              # nothing came, or not a message: no read-ahead
         while len(self.inbox) < self.settings.ingest_batch_max:
             before = len(self.inbox)
@@ -251,9 +252,9 @@ class IngestWorker:
         return total
 
     def _acknowledge(self, items: list) -> None:
-        for generation, mid, qos, _ in items:
-            if qos > 0 and generation == self._generation:
-                self.client.ack(mid, qos)
+        # Only QoS 1 is subscribed (a QoS 0 message needs none); ids from an earlier
+        # connection are void (the broker sends those messages again).
+        self.client.ack_many([mid for generation, mid, qos, _ in items if qos == 1 and generation == self._generation])
 
     def process(self, items: list) -> None:
         batch = self._decode_all(items)

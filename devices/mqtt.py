@@ -11,6 +11,7 @@ messages it sends one client (max_inflight_messages). Shared subscriptions work 
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 import uuid
@@ -21,10 +22,53 @@ Message = mqtt.MQTTMessage
 SUCCESS = mqtt.MQTT_ERR_SUCCESS
 
 
+class IngestClient(mqtt.Client):
+    """paho's client with two savings for a reader of thousands of messages a second
+    (together about 10 % of a worker's CPU, measured draining a backlog):
+
+    - it reads the socket up to 64 KiB at a time, where paho asks for one byte, then the
+      length, then the body (three system calls a message); `buffered()` says bytes are
+      waiting here, which select() on the socket cannot see;
+    - `ack_many` sends the PUBACKs of a whole batch as one write, not one each.
+
+    Both go through paho's own I/O points (_sock_recv, _packet_queue), which paho keeps
+    for the websocket and TLS wrappers; paho-mqtt is pinned below 3 in pyproject.toml."""
+
+    _READ_AHEAD = 65536
+    _ahead, _taken = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._taken >= len(self._ahead):
+            data = super()._sock_recv(self._READ_AHEAD)    # BlockingIOError when none came
+            if not data:
+                return data                                # closed by the broker
+            self._ahead, self._taken = data, 0
+        start = self._taken
+        self._taken = min(len(self._ahead), start + bufsize)
+        return self._ahead[start:self._taken]
+
+    def _sock_close(self) -> None:
+        self._ahead, self._taken = b"", 0                  # nothing of a closed connection is read later
+        super()._sock_close()
+
+    def buffered(self) -> bool:
+        return self._taken < len(self._ahead)
+
+    def ack_many(self, mids: list[int]) -> None:
+        """PUBACK for QoS 1 messages, in one packet write (paho finishes it if the socket
+        takes it in parts)."""
+        if mids and self._sock is not None:
+            self._packet_queue(PUBACK, b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids), 0, 0)
+
+
+PUBACK = 0x40
+_PUBACK = struct.Struct("!BBH")                            # fixed header, remaining length 2, message id
+
+
 def ingest_client(client_id: str, *, on_connect, on_disconnect, on_message,
-                  clean_session: bool = False) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
-                         clean_session=clean_session, manual_ack=True)
+                  clean_session: bool = False) -> IngestClient:
+    client = IngestClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                          clean_session=clean_session, manual_ack=True)
     client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
     return client
 
