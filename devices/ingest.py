@@ -152,10 +152,9 @@ class IngestWorker:
                 self.stop_event.wait(max(0.0, min(wait, self._next_attempt - time.monotonic())))
                 return
         before = len(self.inbox)
-        ahead = self.client.buffered()          # read from the socket already: select() cannot see it
-        if self.client.loop(timeout=0.0 if ahead else max(wait, 0.0)) != mqtt.SUCCESS:
+        if self.client.loop(timeout=max(wait, 0.0)) != mqtt.SUCCESS:
             return                              # paho closed the socket (and said so): reconnect next time
-        if len(self.inbox) == before and not self.client.buffered():
+        if len(self.inbox) == before:
             return                              # nothing came, or not a message: no read-ahead
         while len(self.inbox) < self.settings.ingest_batch_max:
             before = len(self.inbox)
