@@ -114,8 +114,11 @@ def services_status():
 # ---------------------------------------------------------------- db
 @db_app.command("migrate")
 def db_migrate():
-    """Apply pending migrations (each file in one transaction) and load the catalog if empty."""
+    """Apply pending migrations (each file in one transaction), load the catalog if empty and
+    the device types (shipped with the code, so always brought up to date)."""
+    from devices import device_types
     from gis import catalog, migrate
+    from gis.errors import Invalid
 
     with owner_connection() as conn:
         try:
@@ -125,12 +128,14 @@ def db_migrate():
                     counts = None
                 else:
                     counts = catalog.load_catalog(conn, catalog.read_catalog(settings().catalog_path), actor="cli")
-        except (migrate.MigrationError, catalog.CatalogError) as e:
+            types = device_types.load_types(conn, device_types.read_types(), actor="cli")
+        except (migrate.MigrationError, catalog.CatalogError, Invalid) as e:
             fail(str(e))
         if counts:
             typer.echo(f"catalog loaded: {counts['part_classes']} part classes, "
                        f"{counts['event_classes']} event classes")
     typer.echo(f"applied {len(ran)} migration(s)" + "".join(f"\n  {m.path.name}" for m in ran))
+    typer.echo(f"device types: {types}")
 
 
 @db_app.command("status")

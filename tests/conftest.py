@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 import command.auth
 
 from command.services import MosquittoBroker, PostgresCluster, free_port
+from devices import device_types
 from gis import catalog, migrate
 from gis.config import Settings
 from gis.db import connect
@@ -53,6 +54,7 @@ def template_db(pg_cluster: PostgresCluster) -> str:
         migrate.migrate(conn)
         with conn.transaction():
             catalog.load_catalog(conn, catalog.read_catalog())
+        device_types.load_types(conn, device_types.read_types())
     return TEMPLATE
 
 
