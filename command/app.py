@@ -14,7 +14,7 @@ from command.routes import (auth_routes, case_routes, evaluation_routes, health,
                             web)
 from command.routes import report_routes
 from command.live import LiveBus
-from command.routes import live_routes, osmand_routes, unit_routes
+from command.routes import device_routes, live_routes, osmand_routes, unit_routes
 from command.routes import track_routes
 from gis.config import Settings
 from gis.db import open_pool
@@ -61,7 +61,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     for module in (health, auth_routes, map_routes, case_routes, evaluation_routes, open311, user_routes, web,
                    report_routes):
         app.include_router(module.router)
-    for module in (unit_routes, osmand_routes, live_routes, track_routes):
+    for module in (unit_routes, osmand_routes, live_routes, track_routes, device_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

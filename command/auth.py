@@ -35,6 +35,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "unit.manage": frozenset({"admin", "shift_lead"}),          # units, devices, shifts (排班)
     "unit.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher"}),  # clear alarms
     "report.read": frozenset({"admin", "leader", "commander", "shift_lead", "department"}),  # 考勤日报
+    # IoT field devices (物联感知设备). Which devices: command.routes.device_routes.device_filter.
+    "device.read": frozenset({"admin", "leader", "commander", "shift_lead", "operator", "dispatcher", "department",
+                              "inspector"}),
+    "device.manage": frozenset({"admin", "shift_lead"}),        # registry, rule overrides
+    "device.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher", "department"}),
 }
 
 _hasher = PasswordHasher()

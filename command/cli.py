@@ -23,9 +23,11 @@ catalog_app = typer.Typer(help="The part/event catalog.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
 routing_app = typer.Typer(help="The routing matrix (派遣矩阵).", no_args_is_help=True)
 units_app = typer.Typer(help="Patrol units (巡查单元) and their GPS devices.", no_args_is_help=True)
+devices_app = typer.Typer(help="IoT field devices (物联感知设备): registry and broker credentials.", no_args_is_help=True)
 for sub, name in ((services_app, "services"), (db_app, "db"), (import_app, "import"), (users_app, "users"),
                   (demo_app, "demo"), (catalog_app, "catalog"), (apikey_app, "apikey"),
-                  (routing_app, "routing"), (units_app, "units")):
+                  (routing_app, "routing"), (units_app, "units"),
+                  (devices_app, "devices")):
     app.add_typer(sub, name=name)
 
 
@@ -376,6 +378,24 @@ def units_import(path: Annotated[Path, typer.Argument(
         except CityGridError as e:               # ImportRefused lists every bad line
             fail(str(e))
     typer.echo(f"added {len(ids)} units (ids {ids[0]}–{ids[-1]})")
+
+
+@devices_app.command("import")
+def devices_import(path: Annotated[Path, typer.Argument(
+        help="CSV with columns device_id,type,lon,lat[,part_id,dept,username,password,model,firmware]")]):
+    """Register many devices from a CSV file, all or nothing: every bad row is named by its
+    line number and nothing is written while any row is bad."""
+    import getpass
+
+    from devices.device_import import import_devices_file
+    from gis.errors import CityGridError
+
+    with owner_connection() as conn:
+        try:
+            added = import_devices_file(conn, path, actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:               # ImportRefused lists every bad line
+            fail(str(e))
+    typer.echo(f"added {added} devices")
 
 
 @units_app.command("shift")

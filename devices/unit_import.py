@@ -7,17 +7,18 @@ between rows of the file); when any row is bad nothing is written and every bad 
 named by its line number. Otherwise all units are added in one transaction."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
+from devices.csv_rows import ImportRefused, decode_text, read_rows
 from devices.registry import add_unit, check_unit, resolve_unit
 from gis.db import audit
 from gis.errors import CityGridError, Invalid
+
+__all__ = ["ImportRefused", "import_units", "import_units_file", "parse_rows", "read_area_geojson"]
 
 REQUIRED = ("name", "kind")
 OPTIONAL = ("dept", "phone", "user", "devices")
@@ -35,76 +36,12 @@ class UnitRow:
     devices: list[str] = field(default_factory=list)
 
 
-class ImportRefused(Invalid):
-    """Some rows are bad; `problems` lists (line, reason) for each of them."""
-
-    def __init__(self, source: str, problems: list[tuple[int, str]]):
-        self.problems = problems
-        lines = "\n".join(f"  line {line}: {reason}" for line, reason in problems)
-        super().__init__(f"{source}: {len(problems)} bad row(s), nothing was imported:\n{lines}")
-
-
-def decode_text(data: bytes, source: str) -> str:
-    """UTF-8 (with or without Excel's BOM); a file Excel saved as GBK/GB18030 is taken too."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise Invalid(f"{source} is neither UTF-8 nor GB18030 text; save it as \"CSV UTF-8\"") from None
-
-
 def parse_rows(text: str, source: str = "file") -> list[UnitRow]:
     """The file's rows; ImportRefused names every row whose shape is wrong (not its content)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise Invalid(f"{source} is empty; the first line must name the columns"
-                      f" ({', '.join(REQUIRED + OPTIONAL)})") from None
-    except csv.Error as e:
-        raise ImportRefused(source, [(1, f"not CSV: {e}")]) from None
-    columns = [h.strip().lower() for h in header]
-    problems: list[tuple[int, str]] = []
-    unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
-    missing = [c for c in REQUIRED if c not in columns]
-    doubled = sorted({c for c in columns if columns.count(c) > 1})
-    if unknown or missing or doubled:
-        parts = []
-        if missing:
-            parts.append(f"missing column(s) {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown column(s) {', '.join(repr(c) for c in unknown)}"
-                         f" (known: {', '.join(REQUIRED + OPTIONAL)})")
-        if doubled:
-            parts.append(f"column(s) named twice: {', '.join(doubled)}")
-        raise ImportRefused(source, [(1, "; ".join(parts))])
-    rows: list[UnitRow] = []
-    line = reader.line_num
-    try:
-        for values in reader:
-            start, line = line + 1, reader.line_num       # a quoted field may span lines
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(columns):
-                problems.append((start, f"has {len(values)} fields; the header has {len(columns)}"))
-                continue
-            cell = {c: v.strip() for c, v in zip(columns, values)}
-            rows.append(UnitRow(
-                line=start, name=cell["name"], kind=cell["kind"].lower(),
-                dept=cell.get("dept") or None, phone=cell.get("phone") or None, user=cell.get("user") or None,
-                devices=[d.strip() for d in (cell.get("devices") or "").split(";") if d.strip()]))
-            if len(rows) > MAX_ROWS:
-                raise Invalid(f"{source} has more than {MAX_ROWS} units; split it into several files")
-    except csv.Error as e:
-        problems.append((reader.line_num, f"not CSV: {e}"))
-    if problems:
-        raise ImportRefused(source, problems)
-    if not rows:
-        raise Invalid(f"{source} has a header but no units")
-    return rows
+    return [UnitRow(line=line, name=cell["name"], kind=cell["kind"].lower(), dept=cell.get("dept") or None,
+                    phone=cell.get("phone") or None, user=cell.get("user") or None,
+                    devices=[d.strip() for d in (cell.get("devices") or "").split(";") if d.strip()])
+            for line, cell in read_rows(text, source, REQUIRED, OPTIONAL, MAX_ROWS, what="units")]
 
 
 def check_rows(conn: psycopg.Connection, rows: list[UnitRow]) -> list[tuple[int, str]]:

@@ -169,3 +169,18 @@ def test_import_tolerances_and_far_away_check_from_the_cli(run, tmp_path, db):
     sliver = _grid_file(tmp_path / "sliver.geojson", [("430223002001001", 113.3500), ("430223002001002", 113.35099)])
     assert run("import", "grids", str(sliver)).exit_code == 2
     assert run("import", "grids", str(sliver), "--overlap-tolerance", "2000").exit_code == 0
+
+
+def test_devices_import_adds_a_file_or_names_its_bad_lines(run, tmp_path, db, tiny_city):
+    good = tmp_path / "devices.csv"
+    good.write_text("device_id,type,lon,lat,part_id,username,password\n"
+                    "MC-0001,manhole_cover,,,4302230101000001,,cover-pass-1\n"
+                    "WL-0001,waterlogging_gauge,113.3425,27.0005,,wl1,gauge-pass-1\n", encoding="utf-8")
+    done = run("devices", "import", str(good))
+    assert done.exit_code == 0, done.output
+    assert "added 2 devices" in done.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("device_id,type,lon,lat\nWL-0002,waterlogging_gauge,113.9,27.9\n", encoding="utf-8")
+    refused = run("devices", "import", str(bad))
+    assert refused.exit_code != 0 and "line 2" in refused.output and "outside every unit grid" in refused.output
+    assert db.execute("SELECT count(*) AS n FROM device").fetchone()["n"] == 2

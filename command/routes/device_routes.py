@@ -1,0 +1,125 @@
+"""IoT field devices (物联感知设备): the registry, the type catalog, and device alarms (设备告警).
+
+Which devices a user sees: the command center's roles every one, a department the devices it
+owns, anyone else the devices inside their area. A device out of sight answers 404 like one
+that does not exist; its alarms are out of sight with it."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from command.auth import User, require
+from command.deps import db
+from devices.device_registry import NewDevice, add_device
+from gis.errors import NotFound
+from gis.geojson import area_condition
+
+router = APIRouter(tags=["devices"])
+Reader = Annotated[User, Depends(require("device.read"))]
+Manager = Annotated[User, Depends(require("device.manage"))]
+DeviceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+_WHOLE_JURISDICTION = frozenset({"admin", "leader", "commander", "shift_lead", "operator", "dispatcher"})
+ALARM_STATES = {"active": ("active_unack", "active_ack"), "unacknowledged": ("active_unack", "cleared_unack"),
+                "cleared": ("cleared_unack", "cleared"),
+                **{s: (s,) for s in ("active_unack", "active_ack", "cleared_unack")}}
+
+_DEVICE_SQL = """
+SELECT d.id, d.type_code AS type, t.name AS type_name, d.part_id, ST_X(d.location) AS lon, ST_Y(d.location) AS lat,
+       d.grid_code, d.dept_id, dp.name AS dept, d.username, d.password_hash IS NOT NULL AS has_password, d.meta,
+       d.rules AS rule_overrides, d.active, d.created_at, s.ts AS last_reading_at, coalesce(s.values, '{{}}') AS latest,
+       s.online, s.seen_at,
+       (SELECT count(*) FROM device_alarm a WHERE a.device_id = d.id AND a.status IN ('active_unack', 'active_ack'))
+         AS active_alarms
+  FROM device d
+  JOIN device_type t ON t.code = d.type_code
+  LEFT JOIN department dp ON dp.id = d.dept_id
+  LEFT JOIN device_state s ON s.device_id = d.id
+ WHERE {where}"""
+
+
+def device_filter(user: User, alias: str = "d") -> tuple[str, dict]:
+    """A SQL condition on the device table (aliased `alias`) and its parameters."""
+    if user.role in _WHOLE_JURISDICTION:
+        return "TRUE", {}
+    if user.role == "department":
+        return f"{alias}.dept_id = %(viewer_dept)s", {"viewer_dept": user.dept_id}
+    return area_condition(f"{alias}.grid_code", user.scope or [])
+
+
+class DeviceIn(BaseModel):
+    device_id: str = Field(min_length=1, max_length=64, description="also its MQTT topic level: citygrid/devices/{id}/…")
+    type: str = Field(min_length=2, max_length=40, description="a code from GET /api/device-types, e.g. manhole_cover")
+    lon: float | None = Field(default=None, description="WGS84; may be left out when part_id is given")
+    lat: float | None = None
+    part_id: str | None = Field(default=None, description="the 16-digit part (部件) it sits on")
+    dept: str | None = Field(default=None, max_length=100, description="owning department's name")
+    username: str | None = Field(default=None, max_length=64, description="broker login (default: the device id)")
+    password: str | None = Field(default=None, min_length=8, max_length=200, description="broker password")
+    meta: dict = Field(default_factory=dict, description="firmware, model, installed_on …")
+
+
+def _device(conn, user: User, device_id: str) -> dict:
+    where, params = device_filter(user)
+    row = conn.execute(_DEVICE_SQL.format(where=f"d.id = %(id)s AND {where}"), {"id": device_id, **params}).fetchone()
+    if row is None:
+        raise NotFound(f"device {device_id} does not exist or is not yours to see")
+    return row
+
+
+@router.get("/api/device-types")
+def list_device_types(user: Reader, conn=Depends(db)):
+    """The catalog: each type's telemetry fields, default rules and the part classes it fits."""
+    return conn.execute("SELECT code, name, name_en, part_classes, heartbeat_s, fields, rules FROM device_type"
+                        " ORDER BY code").fetchall()
+
+
+@router.get("/api/devices")
+def list_devices(user: Reader, conn=Depends(db), type: str | None = Query(default=None, max_length=40),  # noqa: A002
+                 area: str | None = Query(default=None, pattern=r"^\d{6,15}$", description="a grid/community/street code prefix"),
+                 limit: int = Query(default=500, ge=1, le=5000), after: str | None = Query(default=None, max_length=64)):
+    """Devices this user may see, with their latest values, online state and active alarm count,
+    in id order (page on with `after` = the last id)."""
+    where, params = device_filter(user)
+    where += (" AND (%(type)s::text IS NULL OR d.type_code = %(type)s)"
+              " AND (%(area)s::text IS NULL OR d.grid_code LIKE %(area)s || '%%')"
+              " AND (%(after)s::text IS NULL OR d.id > %(after)s) ORDER BY d.id LIMIT %(limit)s")
+    return conn.execute(_DEVICE_SQL.format(where=where),
+                        {**params, "type": type, "area": area, "after": after, "limit": limit}).fetchall()
+
+
+@router.post("/api/devices", status_code=201)
+def create_device(new: DeviceIn, user: Manager, conn=Depends(db)):
+    """Register a device (device.manage); its broker password is kept only as mosquitto's hash."""
+    add_device(conn, NewDevice(device_id=new.device_id, type_code=new.type, lon=new.lon, lat=new.lat,
+                               part_id=new.part_id, dept=new.dept, username=new.username, password=new.password,
+                               meta=new.meta), actor=user.username, actor_id=user.id)
+    return _device(conn, user, new.device_id)
+
+
+@router.get("/api/devices/{device_id}")
+def get_device(device_id: DeviceId, user: Reader, conn=Depends(db)):
+    return _device(conn, user, device_id)
+
+
+@router.get("/api/alarms")
+def list_alarms(user: Reader, conn=Depends(db),
+                state: Literal[tuple(ALARM_STATES)] | None = Query(  # type: ignore[valid-type]
+                    default=None, description="active, unacknowledged, cleared, or one exact status"),
+                severity: Literal["critical", "major", "minor", "warning"] | None = None,
+                device: str | None = Query(default=None, max_length=64),
+                limit: int = Query(default=200, ge=1, le=2000)):
+    """Device alarms (设备告警), newest first, with device, rule, severity and status."""
+    where, params = device_filter(user)
+    return conn.execute(
+        "SELECT a.id, a.device_id, d.type_code AS device_type, a.rule_id, a.rule_name, a.severity, a.status,"
+        " a.raised_at, a.last_at, a.repeats, a.value, a.acked_at, a.acked_by, a.cleared_at, a.cleared_by,"
+        " a.escalated_at, a.part_id, a.case_id, a.lon, a.lat"
+        " FROM device_alarm a JOIN device d ON d.id = a.device_id"
+        f" WHERE {where} AND (%(states)s::text[] IS NULL OR a.status = ANY(%(states)s))"
+        " AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)"
+        " AND (%(device)s::text IS NULL OR a.device_id = %(device)s)"
+        " ORDER BY a.raised_at DESC, a.id DESC LIMIT %(limit)s",
+        {**params, "states": list(ALARM_STATES[state]) if state else None, "severity": severity, "device": device,
+         "limit": limit}).fetchall()

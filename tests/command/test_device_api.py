@@ -1,0 +1,60 @@
+"""The devices API: provisioning by role, who sees which device, the type catalog, and the
+alarm list's contract (GET /api/alarms?state=active)."""
+from __future__ import annotations
+
+from devices.device_registry import NewDevice, add_device
+
+COVER = "4302230101000001"
+
+
+def test_admin_registers_a_device_and_reads_it_back(client, login, tiny_city):
+    admin = login("admin")
+    r = client.post("/api/devices", headers=admin, json={
+        "device_id": "MC-0001", "type": "manhole_cover", "part_id": COVER, "dept": tiny_city["water_dept"],
+        "password": "cover-pass-1", "meta": {"firmware": "1.2.0"}})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["type"], body["grid_code"], body["has_password"], body["active_alarms"]) == (
+        "manhole_cover", "430223001001001", True, 0)
+    assert "password" not in body and "password_hash" not in body
+    assert client.get("/api/devices/MC-0001", headers=admin).json()["dept"] == tiny_city["water_dept"]
+    assert [d["id"] for d in client.get("/api/devices?type=manhole_cover", headers=admin).json()] == ["MC-0001"]
+
+
+def test_bad_requests_get_a_reason_and_roles_are_checked(client, login):
+    admin = login("admin")
+    r = client.post("/api/devices", headers=admin, json={"device_id": "X-1", "type": "toaster", "lon": 113.3405,
+                                                         "lat": 27.0005})
+    assert r.status_code == 422 and "not in the catalog" in r.json()["message"]
+    add = {"device_id": "WL-1", "type": "waterlogging_gauge", "lon": 113.3405, "lat": 27.0005}
+    assert client.post("/api/devices", headers=admin, json=add).status_code == 201
+    assert client.post("/api/devices", headers=admin, json=add).status_code == 409
+    assert client.post("/api/devices", headers=login("operator"), json={**add, "device_id": "WL-2"}).status_code == 403
+    assert client.get("/api/devices").status_code == 401
+
+
+def test_each_user_sees_their_own_devices(client, db, login, tiny_city):
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id=COVER, dept=tiny_city["water_dept"]), actor="test")
+    add_device(db, NewDevice("WL-1", "waterlogging_gauge", 113.3425, 27.0005, dept=tiny_city["city_dept"]),
+               actor="test")
+    assert [d["id"] for d in client.get("/api/devices", headers=login("operator")).json()] == ["MC-1", "WL-1"]
+    assert [d["id"] for d in client.get("/api/devices", headers=login("department", dept=tiny_city["water_dept"])).json()] == ["MC-1"]
+    inspector = login("inspector", areas=["430223001002"])                 # the other community
+    assert [d["id"] for d in client.get("/api/devices", headers=inspector).json()] == ["WL-1"]
+    assert client.get("/api/devices/MC-1", headers=inspector).status_code == 404
+
+
+def test_the_alarm_list_filters_by_state(client, db, login, tiny_city):
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id=COVER), actor="test")
+    for status in ("active_unack", "cleared"):
+        db.execute("INSERT INTO device_alarm (device_id, rule_id, rule_name, severity, status, raised_at, last_at,"
+                   " lon, lat) VALUES ('MC-1', %s, '井盖开启', 'critical', %s, now(), now(), 113.3405, 27.0005)",
+                   (f"rule_{status}", status))
+    operator = login("operator")
+    active = client.get("/api/alarms?state=active", headers=operator).json()
+    assert [(a["device_id"], a["rule_id"], a["severity"], a["status"]) for a in active] == [
+        ("MC-1", "rule_active_unack", "critical", "active_unack")]
+    assert len(client.get("/api/alarms", headers=operator).json()) == 2
+    assert client.get("/api/alarms?state=sleeping", headers=operator).status_code == 422
+    assert [t["code"] for t in client.get("/api/device-types", headers=operator).json()][:2] == [
+        "air_quality", "garbage_bin"]
