@@ -56,6 +56,23 @@ class DeviceEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One telemetry reading of an IoT field device (citygrid/devices/{id}/telemetry): values
+    by field as sent, checked against the device type's schema when the batch is written."""
+    device_id: str
+    ts: dt.datetime                      # UTC, timezone-aware
+    values: dict[str, float | bool]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's birth message or last will (citygrid/devices/{id}/status)."""
+    device_id: str
+    online: bool
+    at: dt.datetime
+
+
 def utc_from_epoch(value: float) -> dt.datetime:
     """Unix seconds, or milliseconds when the number is too big to be seconds."""
     if value > 1e11:

@@ -1,4 +1,5 @@
-"""Daily partitions of the position table: made ahead, dropped after the retention period.
+"""Daily partitions of the position and telemetry tables: made ahead, dropped after the
+retention period.
 
 Fixes may be up to MAX_AGE old and MAX_FUTURE ahead when they arrive, so the partitions of
 that whole window must exist before a batch is written; the worker asks once per new day."""
@@ -26,6 +27,12 @@ def ensure(conn: psycopg.Connection, today: dt.date) -> int:
     return conn.execute("SELECT ensure_position_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
 
 
+def ensure_telemetry(conn: psycopg.Connection, today: dt.date) -> int:
+    first = today - dt.timedelta(days=MAX_AGE.days + 1)
+    last = today + dt.timedelta(days=DAYS_AHEAD)
+    return conn.execute("SELECT ensure_telemetry_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
+
+
 def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int) -> int:
     if retention_days < MIN_RETENTION_DAYS:
         raise ValueError(f"position retention must be at least {MIN_RETENTION_DAYS} days"
@@ -38,13 +45,14 @@ class PartitionKeeper:
     """Remembers which days are known to have partitions, so the database is asked only
     when a batch holds a fix for a day not seen before."""
 
-    def __init__(self) -> None:
+    def __init__(self, make=None) -> None:
         self._ready: set[dt.date] = set()
+        self._make = make or ensure           # ensure (positions) or ensure_telemetry
 
     def cover(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
         """Make sure the days have partitions (inside the caller's transaction)."""
         for day in days - self._ready:
-            ensure(conn, day)
+            self._make(conn, day)
 
     def committed(self, days: set[dt.date]) -> None:
         """The transaction that covered these days has committed: their partitions exist for

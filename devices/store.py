@@ -178,7 +178,7 @@ def write(conn: psycopg.Connection, batch: Batch, writer: Writer) -> Written:
                 rows.append((f.device, f.fix_time, unit_id, received_at, f.lon, f.lat, f.accuracy_m, f.altitude_m,
                              f.speed_mps, f.course_deg, f.battery_pct, f.sos, flags))
         stored = _insert_new(conn, rows, {(f.device, f.fix_time): f for fs in by_unit.values() for f in fs})
-        _dead_letters(conn, refused)
+        write_dead_letters(conn, refused)
         if by_unit or events:
             # … the alarms against the states as they are, under the judging lock.
             lock_unit_states(conn)
@@ -243,7 +243,7 @@ def _advance_states(conn: psycopg.Connection) -> None:
     conn.execute(ADVANCE_STATES)
 
 
-def _dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:
+def write_dead_letters(conn: psycopg.Connection, refused: list[Refusal]) -> None:
     if not refused:
         return
     with conn.cursor() as cur:

@@ -1,0 +1,84 @@
+"""IoT device telemetry and status on citygrid/devices/{device_id}/telemetry and …/status.
+
+Telemetry follows the common IoT shape: {"ts": <Unix ms (or s) or ISO 8601>, "values":
+{field: value}}, a list of those (a device uploading what it kept while offline), or a bare
+{field: value} (or {"values": …} without "ts") stamped with the time it arrived — such a
+reading sent twice is stored twice, so devices that can should send "ts". Values are numbers or booleans; whether the
+fields and ranges fit the device's type is checked when the batch is written (the decoder
+does not know the registry). A batch is all or nothing, like native positions.
+
+Status is the birth message and the last will: "online" / "offline", or {"online": bool}
+(optionally with "ts")."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+from devices.fix import (DecodeError, DeviceStatus, Reading, as_object, check_time, decode_batch, fix_time,
+                         load_json, parse_time, show)
+
+_TOPIC = re.compile(r"citygrid/devices/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(telemetry|status)")
+MAX_READINGS = 1000                  # per message
+MAX_FIELDS = 64                      # per reading
+
+
+def topic_parts(topic: str) -> tuple[str, str]:
+    """citygrid/devices/{id}/telemetry → (id, "telemetry")."""
+    match = _TOPIC.fullmatch(topic)
+    if match is None:
+        raise DecodeError("bad_topic", f"topic {show(topic)} is not citygrid/devices/DEVICE_ID/telemetry or …/status"
+                          " (DEVICE_ID: letters, digits, '_', '.', '-')")
+    return match.group(1), match.group(2)
+
+
+def decode(topic: str, payload: bytes, received_at: dt.datetime) -> list[Reading | DeviceStatus]:
+    device_id, kind = topic_parts(topic)
+    if kind == "status":
+        return [_status(device_id, payload, received_at)]
+    body = load_json(payload)
+    if isinstance(body, list):
+        if len(body) > MAX_READINGS:
+            raise DecodeError("too_large", f"{len(body)} readings in one message; send at most {MAX_READINGS}")
+        return decode_batch(body, lambda item: _reading(device_id, item, received_at), "reading")
+    return [_reading(device_id, body, received_at)]
+
+
+def _reading(device_id: str, item: Any, received_at: dt.datetime) -> Reading:
+    obj = as_object(item, "a reading")
+    if "values" in obj:
+        extra = set(obj) - {"ts", "values"}
+        if extra:
+            raise DecodeError("bad_type", f"a reading has ts and values only; also found {show(sorted(extra))}")
+        values = as_object(obj["values"], '"values"')
+        ts = fix_time(obj["ts"], "ts", received_at) if obj.get("ts") is not None else received_at
+    else:                                          # a bare {field: value}: stamped on arrival
+        if "ts" in obj:
+            raise DecodeError("bad_type", 'a reading with "ts" puts its fields under "values"')
+        values, ts = obj, received_at
+    if not values:
+        raise DecodeError("missing_field", "a reading without values")
+    if len(values) > MAX_FIELDS:
+        raise DecodeError("too_large", f"{len(values)} fields in one reading; at most {MAX_FIELDS}")
+    for name, value in values.items():
+        if isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float)):
+            raise DecodeError("bad_type", f'field {show(name)} must be a number or true/false, got {show(value)}'
+                              " (send units in the catalog's unit, without text)")
+        if not math.isfinite(value):
+            raise DecodeError("bad_value", f"field {show(name)} is not a finite number")
+    return Reading(device_id, ts, {k: (v if isinstance(v, bool) else float(v)) for k, v in values.items()})
+
+
+def _status(device_id: str, payload: bytes, received_at: dt.datetime) -> DeviceStatus:
+    text = payload.strip().lower()
+    if text in (b"online", b"offline"):
+        return DeviceStatus(device_id, text == b"online", received_at)
+    obj = as_object(load_json(payload), "a status")
+    online = obj.get("online")
+    if not isinstance(online, bool):
+        raise DecodeError("bad_type", 'a status is "online", "offline" or {"online": true|false}')
+    at = check_time(parse_time(obj["ts"], "ts"), received_at) if obj.get("ts") is not None else received_at
+    return DeviceStatus(device_id, online, at)

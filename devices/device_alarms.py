@@ -1,0 +1,89 @@
+"""Device alarms (设备告警): raised once per (device, rule) while active, updated by repeats,
+cleared when the device says the condition is over; each change with its audit row and a
+live-bus message, in the caller's transaction.
+
+While an alarm whose rule names a part_status is active, the part the device sits on shows
+that status (a lifted cover: 丢失); when it clears, the part gets back the status it had,
+unless somebody changed it meanwhile."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import psycopg
+
+from devices.rules import Rule
+from gis.db import audit
+from workflows.notify import LIVE_CHANNEL, notify
+
+# Operators are told at once of these (the rest are on the live bus and the alarm list).
+NOTIFY_SEVERITIES = ("critical", "major")
+
+
+def _live(conn: psycopg.Connection, alarm_id: int, device_id: str, severity: str, state: str) -> None:
+    conn.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, json.dumps(
+        {"kind": "device_alarm", "id": alarm_id, "device_id": device_id, "severity": severity, "state": state})))
+
+
+def raise_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.datetime, values: dict,
+                part_id: str | None, lon: float, lat: float) -> int | None:
+    """The new alarm's id; None when one was already active (then it counts as a repeat)."""
+    row = conn.execute(
+        "INSERT INTO device_alarm (device_id, rule_id, rule_name, severity, status, raised_at, last_at, value,"
+        " part_id, lon, lat) VALUES (%s, %s, %s, %s, 'active_unack', %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (device_id, rule_id) WHERE status IN ('active_unack', 'active_ack')"
+        " DO UPDATE SET last_at = greatest(device_alarm.last_at, excluded.last_at),"
+        " repeats = device_alarm.repeats + 1 RETURNING id, xmax = 0 AS new",
+        (device_id, rule.id, rule.name, rule.severity, at, at, json.dumps(values), part_id, lon, lat)).fetchone()
+    if not row["new"]:
+        return None
+    alarm_id = row["id"]
+    if part_id and rule.part_status:
+        _set_part_status(conn, alarm_id, part_id, rule.part_status, device_id)
+    audit(conn, actor=f"device:{device_id}", action="device_alarm.raise", entity="device_alarm",
+          entity_id=str(alarm_id), detail={"rule": rule.id, "severity": rule.severity, "values": values})
+    _live(conn, alarm_id, device_id, rule.severity, "raised")
+    if rule.severity in NOTIFY_SEVERITIES:
+        notify(conn, kind=f"device_alarm.{rule.severity}", role="operator",
+               message=f"设备 {device_id} {rule.name}（{_severity_zh(rule.severity)}）")
+    return alarm_id
+
+
+def repeat_alarm(conn: psycopg.Connection, device_id: str, rule_id: str, last_at: dt.datetime, times: int) -> None:
+    conn.execute("UPDATE device_alarm SET last_at = greatest(last_at, %s), repeats = repeats + %s"
+                 " WHERE device_id = %s AND rule_id = %s AND status IN ('active_unack', 'active_ack')",
+                 (last_at, times, device_id, rule_id))
+
+
+def clear_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.datetime, by: str = "device") -> int | None:
+    row = conn.execute(
+        "UPDATE device_alarm SET status = CASE status WHEN 'active_ack' THEN 'cleared' ELSE 'cleared_unack' END,"
+        " cleared_at = %s, cleared_by = %s WHERE device_id = %s AND rule_id = %s"
+        " AND status IN ('active_unack', 'active_ack') RETURNING id, severity, part_id, part_status_was",
+        (at, by, device_id, rule.id)).fetchone()
+    if row is None:
+        return None
+    if row["part_id"] and row["part_status_was"] and rule.part_status:
+        restored = conn.execute("UPDATE part SET status = %s, updated_at = now() WHERE id = %s AND status = %s"
+                                " RETURNING id", (row["part_status_was"], row["part_id"], rule.part_status)).fetchone()
+        if restored:
+            audit(conn, actor=f"device:{device_id}", action="part.status", entity="part", entity_id=row["part_id"],
+                  detail={"from": rule.part_status, "to": row["part_status_was"], "alarm": row["id"]})
+    audit(conn, actor=f"device:{device_id}" if by == "device" else by, action="device_alarm.clear",
+          entity="device_alarm", entity_id=str(row["id"]), detail={"rule": rule.id, "by": by})
+    _live(conn, row["id"], device_id, row["severity"], "cleared")
+    return row["id"]
+
+
+def _set_part_status(conn: psycopg.Connection, alarm_id: int, part_id: str, status: str, device_id: str) -> None:
+    before = conn.execute("SELECT status FROM part WHERE id = %s FOR UPDATE", (part_id,)).fetchone()
+    if before is None or before["status"] == status:
+        return
+    conn.execute("UPDATE part SET status = %s, updated_at = now() WHERE id = %s", (status, part_id))
+    conn.execute("UPDATE device_alarm SET part_status_was = %s WHERE id = %s", (before["status"], alarm_id))
+    audit(conn, actor=f"device:{device_id}", action="part.status", entity="part", entity_id=part_id,
+          detail={"from": before["status"], "to": status, "alarm": alarm_id})
+
+
+def _severity_zh(severity: str) -> str:
+    return {"critical": "紧急", "major": "重要", "minor": "次要", "warning": "提示"}[severity]

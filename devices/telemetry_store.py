@@ -1,0 +1,227 @@
+"""Writing a batch of device telemetry in one transaction (the ingest worker acknowledges the
+messages only after it commits):
+
+    check each message against its device's type ──▶ COPY into the day partitions (a reading
+    already stored is a no-op) ──▶ dead letters ──▶ under the device judging lock: the rules
+    on every reading newer than the device's last, state and alarms written back
+
+A message with one bad reading is refused whole (dead letter with the reason), like a batch
+of positions. Readings older than the device's newest are stored for the chart but judged
+by nobody (a late upload must not clear today's alarm with yesterday's value)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import psycopg
+
+from devices import device_alarms, partitions
+from devices.device_types import DeviceType, types_from_db
+from devices.fix import DeviceStatus, Reading
+from devices.rules import Rule, Transition, evaluate, merge_overrides
+from devices.store import Received, Refusal, write_dead_letters
+from gis.errors import Invalid
+
+log = logging.getLogger("citygrid.telemetry")
+
+DEVICE_JUDGE_LOCK = 0x43474456           # one judge at a time across workers (as store.JUDGE_LOCK for units)
+RELOAD_ON_MISS_S = 5.0                   # an unknown device id reloads the registry at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    type: DeviceType
+    rules: tuple[Rule, ...]
+    part_id: str | None
+    lon: float
+    lat: float
+
+
+class DeviceRegistry:
+    """Every active device in memory (the worker checks thousands of messages a second);
+    reloaded on a timer and when an unknown id arrives."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, Registered] = {}
+        self._loaded_at = float("-inf")
+
+    def load(self, conn: psycopg.Connection) -> None:
+        types = types_from_db(conn)
+        devices = {}
+        for r in conn.execute("SELECT id, type_code, part_id, ST_X(location) AS lon, ST_Y(location) AS lat, rules"
+                              " FROM device WHERE active"):
+            kind = types[r["type_code"]]
+            rules = kind.rules
+            if r["rules"]:
+                try:
+                    rules = tuple(merge_overrides(list(kind.rules), r["rules"], kind.fields, f"device {r['id']}"))
+                except Invalid as e:          # checked when saved; a catalog change may break one later
+                    log.error("%s; judging it by its type's rules", e)
+            devices[r["id"]] = Registered(kind, rules, r["part_id"], r["lon"], r["lat"])
+        self.devices, self._loaded_at = devices, time.monotonic()
+
+    def get(self, conn: psycopg.Connection, device_id: str) -> Registered | None:
+        found = self.devices.get(device_id)
+        if found is None and time.monotonic() - self._loaded_at > RELOAD_ON_MISS_S:
+            self.load(conn)
+            found = self.devices.get(device_id)
+        return found
+
+
+@dataclass
+class TelemetryWriter:
+    registry: DeviceRegistry = field(default_factory=DeviceRegistry)
+    partitions: partitions.PartitionKeeper = field(
+        default_factory=lambda: partitions.PartitionKeeper(partitions.ensure_telemetry))
+
+
+@dataclass
+class TelemetryWritten:
+    stored: int
+    duplicates: int
+    dead_letters: int
+    transitions: list[tuple[str, Transition]]
+    days: set[dt.date]
+
+
+def problem_with(kind: DeviceType, reading: Reading) -> tuple[str, str] | None:
+    """(reason, words) when a reading does not fit its device's type."""
+    for name, value in reading.values.items():
+        spec = kind.fields.get(name)
+        if spec is None:
+            return "unknown_field", (f"{kind.code} reports no field {name!r}"
+                                     f" (its fields: {', '.join(kind.fields)})")
+        if spec["type"] == "boolean":
+            if not isinstance(value, bool):
+                return "bad_type", f"{name} is true/false for a {kind.code}, got {value!r}"
+        elif isinstance(value, bool):
+            return "bad_type", f"{name} is a number ({spec.get('unit', '')}) for a {kind.code}, got {value!r}"
+        elif not spec["min"] <= value <= spec["max"]:
+            return "out_of_range", (f"{name} = {value:g} is outside {spec['min']:g}…{spec['max']:g}"
+                                    f" {spec.get('unit', '')} (a faulty sensor, or a value in another unit)")
+    return None
+
+
+def _ensure_staging(conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS telemetry_in (LIKE telemetry) ON COMMIT DELETE ROWS")
+
+
+def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Received]],
+                    statuses: list[DeviceStatus], writer: TelemetryWriter,
+                    refused: list[Refusal] | None = None) -> TelemetryWritten:
+    refused = list(refused or [])
+    bad: dict[int, Refusal] = {}                 # by message: one bad reading refuses its message whole
+    checked: list[tuple[Reading, Received, Registered]] = []
+    for reading, message in readings:
+        if id(message) in bad:
+            continue
+        device = writer.registry.get(conn, reading.device_id)
+        problem = (("unknown_device", f"device {reading.device_id} is not registered; add it with POST /api/devices"
+                    " or `citygrid devices import`") if device is None else problem_with(device.type, reading))
+        if problem:
+            bad[id(message)] = Refusal(message, *problem)
+        else:
+            checked.append((reading, message, device))
+    refused += bad.values()
+    good = [(r, m, d) for r, m, d in checked if id(m) not in bad]
+    days = {partitions.local_day(r.ts) for r, _, _ in good}
+    with conn.transaction():
+        writer.partitions.cover(conn, days)        # before touching telemetry (see store.write)
+        new = _insert_new(conn, [(r.device_id, r.ts, m.received_at, r.values) for r, m, _ in good])
+        write_dead_letters(conn, refused)
+        transitions = []
+        if new or statuses:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
+            judged = {(r.device_id, r.ts): (r, d) for r, _, d in good if (r.device_id, r.ts) in new}
+            transitions = _judge(conn, list(judged.values()))
+            _statuses(conn, statuses)
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        writer.partitions.committed(days)
+    return TelemetryWritten(len(new), len(good) - len(new), len(refused), transitions, days)
+
+
+def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> set[tuple]:
+    """(device_id, ts) of the readings that were not stored before."""
+    if not rows:
+        return set()
+    _ensure_staging(conn)
+    with conn.cursor() as cur:
+        with cur.copy("COPY telemetry_in (device_id, ts, received_at, values) FROM STDIN") as copy:
+            for device_id, ts, received_at, values in rows:
+                copy.write_row((device_id, ts, received_at, json.dumps(values)))
+        new = cur.execute("INSERT INTO telemetry (device_id, ts, received_at, values)"
+                          " SELECT device_id, ts, received_at, values FROM telemetry_in"
+                          " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts").fetchall()
+    return {(r["device_id"], r["ts"]) for r in new}
+
+
+def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]]) -> list[tuple[str, Transition]]:
+    by_device: dict[str, list[Reading]] = defaultdict(list)
+    registered: dict[str, Registered] = {}
+    for r, d in readings:
+        by_device[r.device_id].append(r)
+        registered[r.device_id] = d
+    if not by_device:
+        return []
+    states = {s["device_id"]: s for s in conn.execute(
+        "SELECT device_id, ts, values, value_ts, rules FROM device_state WHERE device_id = ANY(%s)",
+        (list(by_device),))}
+    out: list[tuple[str, Transition]] = []
+    rows = []
+    for device_id in sorted(by_device):
+        state = states.get(device_id) or {"ts": None, "values": {}, "value_ts": {}, "rules": {}}
+        rule_state = state["rules"]
+        values, value_ts, last = dict(state["values"]), dict(state["value_ts"]), state["ts"]
+        for r in sorted(by_device[device_id], key=lambda r: r.ts):
+            if last is not None and r.ts <= last:
+                continue                            # late: stored for the chart, judged by nobody
+            epoch = r.ts.timestamp()
+            out += [(device_id, t) for t in evaluate(list(registered[device_id].rules), rule_state, epoch, r.values)]
+            values.update(r.values)
+            value_ts.update({k: epoch for k in r.values})
+            last = r.ts
+        rows.append((device_id, last, json.dumps(values), json.dumps(value_ts), json.dumps(rule_state)))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO device_state (device_id, ts, values, value_ts, rules, seen_at) VALUES (%s, %s, %s, %s, %s, now())"
+            " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
+            " value_ts = excluded.value_ts, rules = excluded.rules, seen_at = now()", rows)
+    _apply(conn, out, registered)
+    return out
+
+
+def _apply(conn: psycopg.Connection, transitions: list[tuple[str, Transition]], registered: dict[str, Registered]) -> None:
+    repeats: dict[tuple[str, str], list] = {}
+    for device_id, t in transitions:
+        d = registered[device_id]
+        at = dt.datetime.fromtimestamp(t.ts, dt.timezone.utc)
+        if t.kind == "raise":
+            device_alarms.raise_alarm(conn, device_id=device_id, rule=t.rule, at=at, values=t.values,
+                                      part_id=d.part_id, lon=d.lon, lat=d.lat)
+        elif t.kind == "clear":
+            device_alarms.clear_alarm(conn, device_id=device_id, rule=t.rule, at=at)
+        else:
+            seen = repeats.setdefault((device_id, t.rule.id), [at, 0])
+            seen[0], seen[1] = max(seen[0], at), seen[1] + 1
+    for (device_id, rule_id), (last_at, times) in repeats.items():
+        device_alarms.repeat_alarm(conn, device_id, rule_id, last_at, times)
+
+
+def _statuses(conn: psycopg.Connection, statuses: list[DeviceStatus]) -> None:
+    latest: dict[str, DeviceStatus] = {}
+    for s in statuses:
+        if s.device_id not in latest or s.at >= latest[s.device_id].at:
+            latest[s.device_id] = s
+    if not latest:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO device_state (device_id, online, status_at, seen_at) SELECT id, %s, %s, now() FROM device"
+            " WHERE id = %s ON CONFLICT (device_id) DO UPDATE SET online = excluded.online,"
+            " status_at = excluded.status_at, seen_at = now()"
+            " WHERE device_state.status_at IS NULL OR device_state.status_at <= excluded.status_at",
+            [(s.online, s.at, s.device_id) for s in latest.values()])
