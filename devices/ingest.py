@@ -39,17 +39,19 @@ import json
 import psycopg
 
 from devices import mqtt, partitions
-from devices.decoders import native, owntracks
+from devices.decoders import native, owntracks, telemetry
 from devices.fix import DecodeError
 from devices.handlers.sweep import Sweeper
 from devices.pipeline import new_writer
 from devices.store import Batch, Received, write
+from devices.telemetry_store import TelemetryWriter, write_telemetry
 from gis.config import Settings
 from gis.db import connect, prepare_app_session
 
 log = logging.getLogger("citygrid.ingest")
 
-TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos")
+TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos",
+          "citygrid/devices/+/telemetry", "citygrid/devices/+/status")
 HEARTBEAT_S = 5.0
 SWEEP_S = 1.0
 COMMANDS_PER_PASS = 500
@@ -68,11 +70,17 @@ def decode(message: Received) -> list:
         return owntracks.decode(message.topic, message.payload, message.received_at)
     if message.source == "native":
         return native.decode(message.topic, message.payload, message.received_at)
+    if message.source == "telemetry":
+        return telemetry.decode(message.topic, message.payload, message.received_at)
     raise DecodeError("bad_topic", f"nothing decodes topic {message.topic!r}")
 
 
 def source_of(topic: str) -> str:
-    return "owntracks" if topic.startswith("owntracks/") else "native" if topic.startswith("citygrid/") else "unknown"
+    if topic.startswith("owntracks/"):
+        return "owntracks"
+    if topic.startswith("citygrid/devices/"):
+        return "telemetry"
+    return "native" if topic.startswith("citygrid/") else "unknown"
 
 
 @dataclass
@@ -98,6 +106,7 @@ class IngestWorker:
         self._next_attempt, self._reconnect_wait = 0.0, RECONNECT_S[0]
         self._generation = 0                  # bumps on every (re)connect: old message ids are void
         self.writer = new_writer(settings)
+        self.telemetry = TelemetryWriter()
         self.sweeper = Sweeper(settings)
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
                                          on_disconnect=self._on_disconnect, on_message=self._on_message)
@@ -178,6 +187,8 @@ class IngestWorker:
             prepare_app_session(self._conn, self.settings.db_app_role)
             self.writer.directory.load(self._conn)
             self.writer.partitions = partitions.PartitionKeeper()
+            self.telemetry = TelemetryWriter()
+            self.telemetry.registry.load(self._conn)
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -217,7 +228,7 @@ class IngestWorker:
         delay = 0.5
         while True:
             try:
-                return write(self._db(), batch, self.writer)
+                return self._store(batch)
             except psycopg.OperationalError as e:
                 log.warning("database unavailable (%s); retrying in %.1f s", str(e).strip()[:200], delay)
                 self._drop_connection()
@@ -230,24 +241,36 @@ class IngestWorker:
                 log.warning("a batch was refused (%s); writing its messages one by one", str(e).strip()[:200])
                 return self._write_one_by_one(items)
 
-    def _write_one_by_one(self, items: list):
-        total = None
+    def _store(self, batch: Batch) -> Counters:
+        """Positions and telemetry of a batch in one transaction (every dead letter with them)."""
+        conn = self._db()
+        if not (batch.readings or batch.statuses):
+            written = write(conn, batch, self.writer)
+            return Counters(stored=len(written.stored), duplicates=written.duplicates, dead_letters=written.dead_letters)
+        with conn.transaction():
+            written = write(conn, batch, self.writer)
+            readings = write_telemetry(conn, batch.readings, batch.statuses, self.telemetry)
+        self.writer.partitions.committed(written.days)       # their partitions exist for good now
+        self.telemetry.partitions.committed(readings.days)
+        return Counters(stored=len(written.stored) + readings.stored,
+                        duplicates=written.duplicates + readings.duplicates,
+                        dead_letters=written.dead_letters + readings.dead_letters)
+
+    def _write_one_by_one(self, items: list) -> Counters:
+        total = Counters()
         for item in items:
             single = self._decode_all([item])
             try:
-                written = write(self._db(), single, self.writer)
+                written = self._store(single)
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as e:
                 refused = Batch(received_at=single.received_at)
                 refused.refuse(item[3], DecodeError("unstorable", f"the database refused a value: {str(e).strip()[:300]}"))
-                written = write(self._db(), refused, self.writer)
-            if total is None:
-                total = written
-            else:
-                total.stored += written.stored
-                total.duplicates += written.duplicates
-                total.dead_letters += written.dead_letters
+                written = self._store(refused)
+            total.stored += written.stored
+            total.duplicates += written.duplicates
+            total.dead_letters += written.dead_letters
         return total
 
     def _acknowledge(self, items: list) -> None:
@@ -263,7 +286,7 @@ class IngestWorker:
         self._acknowledge(items)
         c = self.counters
         c.received += len(items)
-        c.stored += len(written.stored)
+        c.stored += written.stored
         c.duplicates += written.duplicates
         c.dead_letters += written.dead_letters
         c.handler_errors = self.writer.chain.error_count
@@ -273,6 +296,7 @@ class IngestWorker:
     def _reload_directory(self) -> None:
         try:
             self.writer.directory.load(self._db())
+            self.telemetry.registry.load(self._db())
         except psycopg.OperationalError:
             self._drop_connection()
 
@@ -344,10 +368,12 @@ class IngestWorker:
             conn = self._db()
             today = partitions.local_day(dt.datetime.now(dt.timezone.utc))
             partitions.ensure(conn, today)
-            dropped = partitions.drop_expired(conn, today, self.settings.position_retention_days)
-            if dropped:
-                log.info("dropped %d position partition(s) past the %d-day retention", dropped,
-                         self.settings.position_retention_days)
+            partitions.ensure_telemetry(conn, today)
+            for table, days in (("position", self.settings.position_retention_days),
+                                ("telemetry", self.settings.telemetry_retention_days)):
+                dropped = partitions.drop_expired(conn, today, days, table)
+                if dropped:
+                    log.info("dropped %d %s partition(s) past the %d-day retention", dropped, table, days)
         except psycopg.OperationalError:
             self._drop_connection()
         except psycopg.Error:

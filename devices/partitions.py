@@ -33,11 +33,13 @@ def ensure_telemetry(conn: psycopg.Connection, today: dt.date) -> int:
     return conn.execute("SELECT ensure_telemetry_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
 
 
-def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int) -> int:
+def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int, table: str = "position") -> int:
+    """Drop the `table`'s (position or telemetry) day partitions older than the retention."""
     if retention_days < MIN_RETENTION_DAYS:
-        raise ValueError(f"position retention must be at least {MIN_RETENTION_DAYS} days"
-                         f" (fixes up to {MAX_AGE.days} days old are still accepted)")
-    return conn.execute("SELECT drop_position_partitions_before(%s) AS dropped",
+        raise ValueError(f"{table} retention must be at least {MIN_RETENTION_DAYS} days"
+                         f" (readings up to {MAX_AGE.days} days old are still accepted)")
+    function = {"position": "drop_position_partitions_before", "telemetry": "drop_telemetry_partitions_before"}[table]
+    return conn.execute(f"SELECT {function}(%s) AS dropped",
                         (today - dt.timedelta(days=retention_days),)).fetchone()["dropped"]
 
 

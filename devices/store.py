@@ -16,7 +16,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from devices import partitions
-from devices.fix import DecodeError, DeviceEvent, Fix
+from devices.fix import DecodeError, DeviceEvent, DeviceStatus, Fix, Reading
 from devices.handlers.chain import BatchView
 from devices.handlers.live import ADVANCE_STATES
 from devices.registry import DeviceDirectory
@@ -60,11 +60,17 @@ class Batch:
     events: list[DeviceEvent] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     received_at: dt.datetime | None = None
+    readings: list[tuple[Reading, Received]] = field(default_factory=list)    # IoT telemetry
+    statuses: list[DeviceStatus] = field(default_factory=list)
 
-    def add(self, message: Received, decoded: list[Fix | DeviceEvent]) -> None:
+    def add(self, message: Received, decoded: list[Fix | DeviceEvent | Reading | DeviceStatus]) -> None:
         for item in decoded:
             if isinstance(item, Fix):
                 self.fixes.append((item, message))
+            elif isinstance(item, Reading):
+                self.readings.append((item, message))
+            elif isinstance(item, DeviceStatus):
+                self.statuses.append(item)
             else:
                 self.events.append(item)
 

@@ -29,7 +29,6 @@ from gis.errors import Invalid
 log = logging.getLogger("citygrid.telemetry")
 
 DEVICE_JUDGE_LOCK = 0x43474456           # one judge at a time across workers (as store.JUDGE_LOCK for units)
-RELOAD_ON_MISS_S = 5.0                   # an unknown device id reloads the registry at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +41,50 @@ class Registered:
 
 
 class DeviceRegistry:
-    """Every active device in memory (the worker checks thousands of messages a second);
-    reloaded on a timer and when an unknown id arrives."""
+    """Every active device in memory (the worker checks thousands of messages a second),
+    reloaded on a timer; an id it does not know is looked up on its own, so a device
+    registered a moment ago is taken at once, and an unknown one is asked for at most every
+    ABSENT_S (a flood of messages from an unregistered id costs no flood of queries)."""
+
+    ABSENT_S = 5.0
+    _SELECT = "SELECT id, type_code, part_id, ST_X(location) AS lon, ST_Y(location) AS lat, rules FROM device"
 
     def __init__(self) -> None:
         self.devices: dict[str, Registered] = {}
-        self._loaded_at = float("-inf")
+        self.types: dict[str, DeviceType] = {}
+        self._absent: dict[str, float] = {}
 
     def load(self, conn: psycopg.Connection) -> None:
-        types = types_from_db(conn)
-        devices = {}
-        for r in conn.execute("SELECT id, type_code, part_id, ST_X(location) AS lon, ST_Y(location) AS lat, rules"
-                              " FROM device WHERE active"):
-            kind = types[r["type_code"]]
-            rules = kind.rules
-            if r["rules"]:
-                try:
-                    rules = tuple(merge_overrides(list(kind.rules), r["rules"], kind.fields, f"device {r['id']}"))
-                except Invalid as e:          # checked when saved; a catalog change may break one later
-                    log.error("%s; judging it by its type's rules", e)
-            devices[r["id"]] = Registered(kind, rules, r["part_id"], r["lon"], r["lat"])
-        self.devices, self._loaded_at = devices, time.monotonic()
+        self.types = types_from_db(conn)
+        self.devices = {r["id"]: self._entry(r) for r in conn.execute(self._SELECT + " WHERE active")}
+        self._absent.clear()
 
     def get(self, conn: psycopg.Connection, device_id: str) -> Registered | None:
         found = self.devices.get(device_id)
-        if found is None and time.monotonic() - self._loaded_at > RELOAD_ON_MISS_S:
-            self.load(conn)
-            found = self.devices.get(device_id)
+        if found is not None:
+            return found
+        if time.monotonic() - self._absent.get(device_id, float("-inf")) < self.ABSENT_S:
+            return None
+        row = conn.execute(self._SELECT + " WHERE id = %s AND active", (device_id,)).fetchone()
+        if row is None:
+            if len(self._absent) > 100_000:
+                self._absent.clear()
+            self._absent[device_id] = time.monotonic()
+            return None
+        if row["type_code"] not in self.types:
+            self.types = types_from_db(conn)
+        self.devices[device_id] = found = self._entry(row)
         return found
+
+    def _entry(self, row: dict) -> Registered:
+        kind = self.types[row["type_code"]]
+        rules = kind.rules
+        if row["rules"]:
+            try:
+                rules = tuple(merge_overrides(list(kind.rules), row["rules"], kind.fields, f"device {row['id']}"))
+            except Invalid as e:              # checked when saved; a catalog change may break one later
+                log.error("%s; judging it by its type's rules", e)
+        return Registered(kind, rules, row["part_id"], row["lon"], row["lat"])
 
 
 @dataclass

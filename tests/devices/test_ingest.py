@@ -257,3 +257,22 @@ def test_retiring_a_worker_stores_what_the_broker_kept_for_it_and_ends_its_share
     pub.loop_stop()
     stays.stop()
     stays_thread.join(10)
+
+
+def test_device_telemetry_through_the_broker_raises_and_clears_an_alarm(db, worker, mqtt_broker, tiny_city):
+    from devices.device_registry import NewDevice, add_device
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id="4302230101000001"), actor="test")   # after the worker started
+    now = int(time.time() * 1000)
+    pub = publisher(mqtt_broker)
+    publish_all(pub, [("citygrid/devices/MC-1/status", b"online"),
+                      ("citygrid/devices/MC-1/telemetry", json.dumps({"ts": now - 2000, "values": {"open": True}}).encode()),
+                      ("citygrid/devices/MC-1/telemetry", b'{"open": "yes"}'),
+                      ("citygrid/devices/MC-2/telemetry", b'{"open": true}')])
+    assert wait_for(db, "SELECT count(*) AS n FROM device_alarm WHERE status = 'active_unack'", 1) == 1
+    assert wait_for(db, "SELECT count(*) AS n FROM dead_letter", 2) == 2
+    assert {r["reason"] for r in db.execute("SELECT reason FROM dead_letter")} == {"bad_type", "unknown_device"}
+    publish_all(pub, [("citygrid/devices/MC-1/telemetry", json.dumps({"ts": now - 1000, "values": {"open": False}}).encode())])
+    assert wait_for(db, "SELECT count(*) AS n FROM device_alarm WHERE status = 'cleared_unack'", 1) == 1
+    state = db.execute("SELECT online, values FROM device_state WHERE device_id = 'MC-1'").fetchone()
+    assert state == {"online": True, "values": {"open": False}}
+    pub.loop_stop()
