@@ -14,6 +14,7 @@ import psycopg
 
 from devices.rules import Rule
 from gis.db import audit
+from gis.errors import Conflict, Invalid
 from workflows.notify import LIVE_CHANNEL, notify
 
 # Operators are told at once of these (the rest are on the live bus and the alarm list).
@@ -87,3 +88,47 @@ def _set_part_status(conn: psycopg.Connection, alarm_id: int, part_id: str, stat
 
 def _severity_zh(severity: str) -> str:
     return {"critical": "紧急", "major": "重要", "minor": "次要", "warning": "提示"}[severity]
+
+
+def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, by_id: int | None, note: str | None) -> dict:
+    """An operator has seen the alarm (确认): active_unack → active_ack, cleared_unack → cleared.
+    The caller has checked the alarm exists and is the user's to see; in one transaction."""
+    with conn.transaction():
+        row = conn.execute("SELECT id, device_id, severity, status, acked_by, acked_at FROM device_alarm"
+                           " WHERE id = %s FOR UPDATE", (alarm_id,)).fetchone()
+        if row["status"] in ("active_ack", "cleared"):
+            raise Conflict(f"alarm {alarm_id} was already acknowledged by {row['acked_by'] or 'nobody (cleared)'}"
+                           + (f" at {row['acked_at']:%Y-%m-%d %H:%M:%S %z}" if row["acked_at"] else ""))
+        status = "active_ack" if row["status"] == "active_unack" else "cleared"
+        conn.execute("UPDATE device_alarm SET status = %s, acked_at = now(), acked_by = %s WHERE id = %s",
+                     (status, by, alarm_id))
+        if note:
+            add_comment(conn, alarm_id, author=by, body=note)
+        audit(conn, actor=by, actor_id=by_id, action="device_alarm.ack", entity="device_alarm",
+              entity_id=str(alarm_id), detail={"from": row["status"], "to": status, "note": note})
+        _live(conn, alarm_id, row["device_id"], row["severity"], "acknowledged")
+    return alarm_detail(conn, alarm_id)
+
+
+def add_comment(conn: psycopg.Connection, alarm_id: int, *, author: str, body: str) -> None:
+    body = body.strip()
+    if not 1 <= len(body) <= 2000:
+        raise Invalid("a comment has 1-2,000 characters")
+    conn.execute("INSERT INTO device_alarm_comment (alarm_id, author, body) VALUES (%s, %s, %s)", (alarm_id, author, body))
+
+
+def comment(conn: psycopg.Connection, alarm_id: int, *, by: str, by_id: int | None, body: str) -> dict:
+    with conn.transaction():
+        add_comment(conn, alarm_id, author=by, body=body)
+        audit(conn, actor=by, actor_id=by_id, action="device_alarm.comment", entity="device_alarm",
+              entity_id=str(alarm_id), detail={"body": body.strip()[:200]})
+    return alarm_detail(conn, alarm_id)
+
+
+def alarm_detail(conn: psycopg.Connection, alarm_id: int) -> dict:
+    row = conn.execute(
+        "SELECT a.*, d.type_code AS device_type FROM device_alarm a JOIN device d ON d.id = a.device_id"
+        " WHERE a.id = %s", (alarm_id,)).fetchone()
+    row["comments"] = conn.execute("SELECT at, author, body FROM device_alarm_comment WHERE alarm_id = %s"
+                                   " ORDER BY at, id", (alarm_id,)).fetchall()
+    return row

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from command.auth import User, require
 from command.deps import db
+from devices import device_alarms
 from devices.device_registry import NewDevice, add_device
 from gis.errors import NotFound
 from gis.geojson import area_condition
@@ -123,3 +124,42 @@ def list_alarms(user: Reader, conn=Depends(db),
         " ORDER BY a.raised_at DESC, a.id DESC LIMIT %(limit)s",
         {**params, "states": list(ALARM_STATES[state]) if state else None, "severity": severity, "device": device,
          "limit": limit}).fetchall()
+
+
+class AlarmNote(BaseModel):
+    note: str | None = Field(default=None, max_length=2000, description="what was seen or done")
+
+
+class AlarmComment(BaseModel):
+    body: str = Field(min_length=1, max_length=2000)
+
+
+AlarmId = Annotated[int, Path(ge=1, le=2**62)]
+Handler = Annotated[User, Depends(require("device.alarm"))]
+
+
+def _visible_alarm(conn, user: User, alarm_id: int) -> None:
+    where, params = device_filter(user)
+    if conn.execute(f"SELECT 1 FROM device_alarm a JOIN device d ON d.id = a.device_id WHERE a.id = %(alarm)s"
+                    f" AND {where}", {"alarm": alarm_id, **params}).fetchone() is None:
+        raise NotFound(f"alarm {alarm_id} does not exist or its device is not yours to see")
+
+
+@router.get("/api/alarms/{alarm_id}")
+def get_alarm(alarm_id: AlarmId, user: Reader, conn=Depends(db)):
+    """One alarm with its comments."""
+    _visible_alarm(conn, user, alarm_id)
+    return device_alarms.alarm_detail(conn, alarm_id)
+
+
+@router.post("/api/alarms/{alarm_id}/ack")
+def acknowledge_alarm(alarm_id: AlarmId, user: Handler, conn=Depends(db), body: AlarmNote | None = None):
+    """Acknowledge (确认) an alarm: who and when are kept; an optional note becomes a comment."""
+    _visible_alarm(conn, user, alarm_id)
+    return device_alarms.acknowledge(conn, alarm_id, by=user.username, by_id=user.id, note=body.note if body else None)
+
+
+@router.post("/api/alarms/{alarm_id}/comments", status_code=201)
+def comment_alarm(alarm_id: AlarmId, body: AlarmComment, user: Handler, conn=Depends(db)):
+    _visible_alarm(conn, user, alarm_id)
+    return device_alarms.comment(conn, alarm_id, by=user.username, by_id=user.id, body=body.body)

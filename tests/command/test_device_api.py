@@ -58,3 +58,28 @@ def test_the_alarm_list_filters_by_state(client, db, login, tiny_city):
     assert client.get("/api/alarms?state=sleeping", headers=operator).status_code == 422
     assert [t["code"] for t in client.get("/api/device-types", headers=operator).json()][:2] == [
         "air_quality", "garbage_bin"]
+
+
+def test_operators_acknowledge_and_comment_an_alarm(client, db, login, tiny_city):
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id=COVER, dept=tiny_city["water_dept"]), actor="test")
+    alarm_id = db.execute(
+        "INSERT INTO device_alarm (device_id, rule_id, rule_name, severity, status, raised_at, last_at, lon, lat)"
+        " VALUES ('MC-1', 'cover_open', '井盖开启', 'critical', 'active_unack', now(), now(), 113.3405, 27.0005)"
+        " RETURNING id").fetchone()["id"]
+    operator = login("operator", username="op1")
+    r = client.post(f"/api/alarms/{alarm_id}/ack", headers=operator, json={"note": "已通知自来水公司"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["acked_by"]) == ("active_ack", "op1")
+    assert [c["body"] for c in body["comments"]] == ["已通知自来水公司"]
+    again = client.post(f"/api/alarms/{alarm_id}/ack", headers=operator)
+    assert again.status_code == 409 and "already acknowledged by op1" in again.json()["message"]
+    r = client.post(f"/api/alarms/{alarm_id}/comments", headers=operator, json={"body": "抢修人员已到场"})
+    assert r.status_code == 201 and len(r.json()["comments"]) == 2
+    assert client.post(f"/api/alarms/{alarm_id}/comments", headers=operator, json={"body": ""}).status_code == 422
+    assert client.post(f"/api/alarms/{alarm_id}/ack", headers=login("leader")).status_code == 403
+    other_dept = login("department", dept=tiny_city["city_dept"])
+    assert client.get(f"/api/alarms/{alarm_id}", headers=other_dept).status_code == 404
+    actions = [r["action"] for r in db.execute("SELECT action FROM audit_log WHERE entity = 'device_alarm'"
+                                               " ORDER BY id")]
+    assert actions == ["device_alarm.ack", "device_alarm.comment"]
