@@ -41,6 +41,7 @@ import psycopg
 from devices import mqtt, partitions
 from devices.decoders import native, owntracks, telemetry
 from devices.fix import DecodeError
+from devices.device_sweep import DeviceSweeper
 from devices.handlers.sweep import Sweeper
 from devices.pipeline import new_writer
 from devices.store import Batch, Received, write
@@ -108,6 +109,7 @@ class IngestWorker:
         self.writer = new_writer(settings)
         self.telemetry = TelemetryWriter()
         self.sweeper = Sweeper(settings)
+        self.device_sweeper = DeviceSweeper(dt.timedelta(minutes=settings.device_alarm_escalate_minutes))
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
                                          on_disconnect=self._on_disconnect, on_message=self._on_message)
         self._conn: psycopg.Connection | None = None
@@ -302,13 +304,15 @@ class IngestWorker:
 
     def _sweep(self) -> None:
         """Time-driven alarms, escalations, trailing live positions."""
-        try:
-            self.sweeper.sweep(self._db())
-        except psycopg.OperationalError:
-            self._drop_connection()
-        except Exception:  # noqa: BLE001 - a sweeper bug must not stop ingest
-            self.counters.handler_errors += 1
-            log.exception("the alarm sweep failed")
+        for name, sweep in (("unit", lambda: self.sweeper.sweep(self._db())),
+                            ("device", lambda: self.device_sweeper.sweep(self._db(), self.telemetry.registry))):
+            try:
+                sweep()
+            except psycopg.OperationalError:
+                self._drop_connection()
+            except Exception:  # noqa: BLE001 - a sweeper bug must not stop ingest (nor the other sweep)
+                self.counters.handler_errors += 1
+                log.exception("the %s alarm sweep failed", name)
 
     def _outbox(self) -> None:
         try:

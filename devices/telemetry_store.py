@@ -206,7 +206,21 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]])
             " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
             " value_ts = excluded.value_ts, rules = excluded.rules, seen_at = now()", rows)
     _apply(conn, out, registered)
+    _heard_from(conn, registered)
     return out
+
+
+def _heard_from(conn: psycopg.Connection, registered: dict[str, Registered]) -> None:
+    """A reading ends the heartbeat alarms (设备离线) of the devices it came from."""
+    silent = {(device_id, r.id): r for device_id, d in registered.items() for r in d.rules if r.silent_s is not None}
+    if not silent:
+        return
+    for row in conn.execute("SELECT device_id, rule_id FROM device_alarm WHERE device_id = ANY(%s)"
+                            " AND status IN ('active_unack', 'active_ack')", (list(registered),)).fetchall():
+        rule = silent.get((row["device_id"], row["rule_id"]))
+        if rule is not None:
+            device_alarms.clear_alarm(conn, device_id=row["device_id"], rule=rule,
+                                      at=dt.datetime.now(dt.timezone.utc))
 
 
 def _apply(conn: psycopg.Connection, transitions: list[tuple[str, Transition]], registered: dict[str, Registered]) -> None:

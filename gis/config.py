@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     osmand_port: int | None = None           # also serve /osmand on this port (Traccar Client: 5055)
     position_retention_days: int = 90        # daily position partitions older than this are dropped
     telemetry_retention_days: int = 180      # daily telemetry partitions older than this are dropped
+    device_alarm_escalate_minutes: int = 15  # a device alarm nobody acknowledged → shift leads are told
     ingest_batch_max: int = 5000             # messages per database transaction, at most …
     ingest_batch_wait_ms: int = 50           # … or what arrived within this time
     poor_accuracy_m: float = 100.0           # fixes less accurate than this are flagged
