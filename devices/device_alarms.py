@@ -15,6 +15,8 @@ import psycopg
 from devices.rules import Rule
 from gis.db import audit
 from gis.errors import Conflict, Invalid
+from workflows import cases
+from workflows.cases import CaseDesk
 from workflows.notify import LIVE_CHANNEL, notify
 
 # Operators are told at once of these (the rest are on the live bus and the alarm list).
@@ -27,8 +29,9 @@ def _live(conn: psycopg.Connection, alarm_id: int, device_id: str, severity: str
 
 
 def raise_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.datetime, values: dict,
-                part_id: str | None, lon: float, lat: float) -> int | None:
-    """The new alarm's id; None when one was already active (then it counts as a repeat)."""
+                part_id: str | None, lon: float, lat: float, desk: CaseDesk | None = None) -> int | None:
+    """The new alarm's id; None when one was already active (then it counts as a repeat).
+    With a `desk`, a rule that says `case:` opens its case (source 'device', to be verified)."""
     row = conn.execute(
         "INSERT INTO device_alarm (device_id, rule_id, rule_name, severity, status, raised_at, last_at, value,"
         " part_id, lon, lat) VALUES (%s, %s, %s, %s, 'active_unack', %s, %s, %s, %s, %s, %s)"
@@ -41,8 +44,10 @@ def raise_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.
     alarm_id = row["id"]
     if part_id and rule.part_status:
         _set_part_status(conn, alarm_id, part_id, rule.part_status, device_id)
+    case_id = _open_case(conn, desk, alarm_id, device_id, rule, values, part_id, lon, lat) if desk and rule.case else None
     audit(conn, actor=f"device:{device_id}", action="device_alarm.raise", entity="device_alarm",
-          entity_id=str(alarm_id), detail={"rule": rule.id, "severity": rule.severity, "values": values})
+          entity_id=str(alarm_id), detail={"rule": rule.id, "severity": rule.severity, "values": values,
+                                           "case_id": case_id})
     _live(conn, alarm_id, device_id, rule.severity, "raised")
     if rule.severity in NOTIFY_SEVERITIES:
         notify(conn, kind=f"device_alarm.{rule.severity}", role="operator",
@@ -74,6 +79,25 @@ def clear_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.
           entity="device_alarm", entity_id=str(row["id"]), detail={"rule": rule.id, "by": by})
     _live(conn, row["id"], device_id, row["severity"], "cleared")
     return row["id"]
+
+
+def _open_case(conn: psycopg.Connection, desk: CaseDesk, alarm_id: int, device_id: str, rule: Rule, values: dict,
+               part_id: str | None, lon: float, lat: float) -> int | None:
+    """One case per alarm (案卷 from a device, 待核实), linked both ways: the alarm holds the case
+    id and the case's client_ref names the alarm, so a retried batch finds the case it made."""
+    if "part" in rule.case:
+        if part_id is None:
+            return None                               # a part case needs the part the device sits on
+        kind, code = "part", conn.execute("SELECT class_code FROM part WHERE id = %s", (part_id,)).fetchone()["class_code"]
+    else:
+        kind, code = "event", rule.case["event"]
+    shown = "，".join(f"{k}={v}" for k, v in values.items())
+    made = cases.report(conn, desk, cases.NewReport(
+        source="device", kind=kind, class_code=code, lon=lon, lat=lat, part_id=part_id if kind == "part" else None,
+        description=f"设备 {device_id} 告警：{rule.name}（{shown}）", reporter_name=f"device:{device_id}",
+        client_ref=f"device-alarm:{alarm_id}"))
+    conn.execute("UPDATE device_alarm SET case_id = %s WHERE id = %s", (made.case["id"], alarm_id))
+    return made.case["id"]
 
 
 def _set_part_status(conn: psycopg.Connection, alarm_id: int, part_id: str, status: str, device_id: str) -> None:

@@ -46,6 +46,7 @@ from devices.handlers.sweep import Sweeper
 from devices.pipeline import new_writer
 from devices.store import Batch, Received, write
 from devices.telemetry_store import TelemetryWriter, write_telemetry
+from workflows.cases import CaseDesk
 from gis.config import Settings
 from gis.db import connect, prepare_app_session
 
@@ -107,7 +108,8 @@ class IngestWorker:
         self._next_attempt, self._reconnect_wait = 0.0, RECONNECT_S[0]
         self._generation = 0                  # bumps on every (re)connect: old message ids are void
         self.writer = new_writer(settings)
-        self.telemetry = TelemetryWriter()
+        self.desk = CaseDesk.default()          # device alarms open cases in the closed loop
+        self.telemetry = TelemetryWriter(desk=self.desk)
         self.sweeper = Sweeper(settings)
         self.device_sweeper = DeviceSweeper(dt.timedelta(minutes=settings.device_alarm_escalate_minutes))
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
@@ -189,7 +191,7 @@ class IngestWorker:
             prepare_app_session(self._conn, self.settings.db_app_role)
             self.writer.directory.load(self._conn)
             self.writer.partitions = partitions.PartitionKeeper()
-            self.telemetry = TelemetryWriter()
+            self.telemetry = TelemetryWriter(desk=self.desk)
             self.telemetry.registry.load(self._conn)
         return self._conn
 

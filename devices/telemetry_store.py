@@ -25,6 +25,7 @@ from devices.fix import DeviceStatus, Reading
 from devices.rules import Rule, Transition, evaluate, merge_overrides
 from devices.store import Received, Refusal, write_dead_letters
 from gis.errors import Invalid
+from workflows.cases import CaseDesk
 
 log = logging.getLogger("citygrid.telemetry")
 
@@ -90,6 +91,7 @@ class DeviceRegistry:
 @dataclass
 class TelemetryWriter:
     registry: DeviceRegistry = field(default_factory=DeviceRegistry)
+    desk: CaseDesk | None = None              # opens the cases alarm rules ask for (none: alarms only)
     partitions: partitions.PartitionKeeper = field(
         default_factory=lambda: partitions.PartitionKeeper(partitions.ensure_telemetry))
 
@@ -152,7 +154,7 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
         if new or statuses:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
             judged = {(r.device_id, r.ts): (r, d) for r, _, d in good if (r.device_id, r.ts) in new}
-            transitions = _judge(conn, list(judged.values()))
+            transitions = _judge(conn, list(judged.values()), writer.desk)
             _statuses(conn, statuses)
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         writer.partitions.committed(days)
@@ -174,7 +176,8 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> set[tuple]:
     return {(r["device_id"], r["ts"]) for r in new}
 
 
-def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]]) -> list[tuple[str, Transition]]:
+def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
+           desk: CaseDesk | None) -> list[tuple[str, Transition]]:
     by_device: dict[str, list[Reading]] = defaultdict(list)
     registered: dict[str, Registered] = {}
     for r, d in readings:
@@ -205,7 +208,7 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]])
             "INSERT INTO device_state (device_id, ts, values, value_ts, rules, seen_at) VALUES (%s, %s, %s, %s, %s, now())"
             " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
             " value_ts = excluded.value_ts, rules = excluded.rules, seen_at = now()", rows)
-    _apply(conn, out, registered)
+    _apply(conn, out, registered, desk)
     _heard_from(conn, registered)
     return out
 
@@ -223,14 +226,15 @@ def _heard_from(conn: psycopg.Connection, registered: dict[str, Registered]) -> 
                                       at=dt.datetime.now(dt.timezone.utc))
 
 
-def _apply(conn: psycopg.Connection, transitions: list[tuple[str, Transition]], registered: dict[str, Registered]) -> None:
+def _apply(conn: psycopg.Connection, transitions: list[tuple[str, Transition]], registered: dict[str, Registered],
+           desk: CaseDesk | None) -> None:
     repeats: dict[tuple[str, str], list] = {}
     for device_id, t in transitions:
         d = registered[device_id]
         at = dt.datetime.fromtimestamp(t.ts, dt.timezone.utc)
         if t.kind == "raise":
             device_alarms.raise_alarm(conn, device_id=device_id, rule=t.rule, at=at, values=t.values,
-                                      part_id=d.part_id, lon=d.lon, lat=d.lat)
+                                      part_id=d.part_id, lon=d.lon, lat=d.lat, desk=desk)
         elif t.kind == "clear":
             device_alarms.clear_alarm(conn, device_id=device_id, rule=t.rule, at=at)
         else:

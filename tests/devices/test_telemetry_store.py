@@ -128,3 +128,20 @@ def test_bare_values_are_stamped_on_arrival_and_status_is_understood():
     assert decode("citygrid/devices/MC-1/status", b'{"online": true}', NOW)[0].online is True
     with pytest.raises(DecodeError, match="bad_topic|not citygrid/devices"):
         decode("citygrid/devices/a b/telemetry", b"{}", NOW)
+
+
+def test_alarms_whose_rule_says_so_open_one_case_each(db, app_conn, cover, tiny_city):
+    from workflows.cases import CaseDesk
+    add_device(db, NewDevice("SL-1", "street_light", part_id="4302230114000001"), actor="test")
+    writer = TelemetryWriter(desk=CaseDesk.default())
+    push(app_conn, writer, (cover, {"ts": at(0), "values": {"open": True}}),
+         ("SL-1", {"ts": at(0), "values": {"fault": True, "on": True, "current_a": 0.8}}),
+         (cover, {"ts": at(1), "values": {"open": True}}))
+    rows = db.execute("SELECT a.device_id, a.case_id, c.kind, c.event_class, c.part_class, c.part_id, c.source, c.state,"
+                      " r.client_ref FROM device_alarm a JOIN case_file c ON c.id = a.case_id"
+                      " JOIN case_reporter r ON r.case_id = c.id ORDER BY a.device_id").fetchall()
+    assert [(r["device_id"], r["kind"], r["event_class"] or r["part_class"], r["part_id"], r["source"], r["state"])
+            for r in rows] == [("MC-1", "event", "0406", None, "device", "verifying"),
+                               ("SL-1", "part", "0114", "4302230114000001", "device", "verifying")]
+    assert all(r["client_ref"].startswith("device-alarm:") for r in rows)
+    assert db.execute("SELECT count(*) AS n FROM case_file").fetchone()["n"] == 2        # the repeat opened none
