@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
                               "inspector"}),
     "device.manage": frozenset({"admin", "shift_lead"}),        # registry, rule overrides
     "device.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher", "department"}),
+    "device.command": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher", "department"}),
 }
 
 _hasher = PasswordHasher()

@@ -1,7 +1,8 @@
 """What time alone decides for IoT devices, run every second by the ingest workers (one at a
 time): heartbeat rules (a device silent for longer than its rule's silent_s is alarmed; its
 next reading clears the alarm, in telemetry_store) and the escalation of alarms nobody has
-acknowledged (shift leads and the owning department are told, once)."""
+acknowledged (shift leads and the owning department are told, once), and commands no device
+answered by their deadline (timed out)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,7 @@ import time
 
 import psycopg
 
-from devices import device_alarms
+from devices import device_alarms, device_commands
 from devices.telemetry_store import DEVICE_JUDGE_LOCK, DeviceRegistry
 from gis.db import audit
 from workflows.notify import notify
@@ -27,8 +28,9 @@ class DeviceSweeper:
         self._next = 0.0
 
     def sweep(self, conn: psycopg.Connection, registry: DeviceRegistry, *, now: float | None = None
-              ) -> tuple[int, int] | None:
-        """(alarms raised for silence, alarms escalated); None when not due or another worker sweeps."""
+              ) -> tuple[int, int, int] | None:
+        """(alarms raised for silence, alarms escalated, commands timed out); None when not due
+        or another worker sweeps."""
         now = time.monotonic() if now is None else now
         if now < self._next:
             return None
@@ -37,7 +39,7 @@ class DeviceSweeper:
             if not conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (SWEEP_LOCK,)).fetchone()["ok"]:
                 return None
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
-            return self._silent(conn, registry), self._escalate(conn)
+            return self._silent(conn, registry), self._escalate(conn), device_commands.time_out(conn)
 
     def _silent(self, conn: psycopg.Connection, registry: DeviceRegistry) -> int:
         raised = 0

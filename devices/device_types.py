@@ -32,6 +32,7 @@ class DeviceType:
     fields: dict[str, dict]
     rules: tuple[Rule, ...]
     raw_rules: tuple[dict, ...]
+    commands: dict[str, dict]                 # name → {label, params: {name: spec}, timeout_s}
 
 
 def read_types(path: Path = TYPES_PATH) -> dict[str, DeviceType]:
@@ -65,8 +66,28 @@ def parse_type(code: object, raw: object, source: str) -> DeviceType:
     for name, spec in fields.items():
         _check_field(name, spec, f"{where} field {name}")
     rules = parse_rules(raw.get("rules", []), fields, where)
+    commands = raw.get("commands", {})
+    if not isinstance(commands, dict):
+        raise Invalid(f"{where}: commands is a mapping of command name → {{label, params, timeout_s}}")
+    for name, spec in commands.items():
+        _check_command(name, spec, f"{where} command {name}")
     return DeviceType(code, raw["name"].strip(), raw["name_en"].strip(), tuple(classes), heartbeat, fields,
-                      tuple(rules), tuple(raw.get("rules", [])))
+                      tuple(rules), tuple(raw.get("rules", [])), commands)
+
+
+def _check_command(name: object, spec: object, where: str) -> None:
+    if not isinstance(name, str) or not _FIELD.match(name):
+        raise Invalid(f"{where}: a command name is lower_case ASCII like switch")
+    if not isinstance(spec, dict) or set(spec) - {"label", "params", "timeout_s"} or not isinstance(spec.get("label"), str):
+        raise Invalid(f"{where}: a command is {{label, params (optional), timeout_s}}")
+    timeout = spec.get("timeout_s")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
+        raise Invalid(f"{where}: timeout_s is the seconds a device has to answer (1-3600)")
+    params = spec.get("params", {})
+    if not isinstance(params, dict):
+        raise Invalid(f"{where}: params is a mapping of name → field spec")
+    for param, field_spec in params.items():
+        _check_field(param, field_spec, f"{where} param {param}")
 
 
 def _check_field(name: object, spec: object, where: str) -> None:
@@ -88,13 +109,14 @@ def load_types(conn: psycopg.Connection, types: dict[str, DeviceType], actor: st
     with conn.transaction():
         for t in types.values():
             conn.execute(
-                "INSERT INTO device_type (code, name, name_en, part_classes, heartbeat_s, fields, rules)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+                "INSERT INTO device_type (code, name, name_en, part_classes, heartbeat_s, fields, rules, commands)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
                 " name_en = excluded.name_en, part_classes = excluded.part_classes,"
                 " heartbeat_s = excluded.heartbeat_s, fields = excluded.fields, rules = excluded.rules,"
-                " updated_at = now()",
+                " commands = excluded.commands, updated_at = now()",
                 (t.code, t.name, t.name_en, list(t.part_classes), t.heartbeat_s,
-                 json.dumps(t.fields, ensure_ascii=False), json.dumps(list(t.raw_rules), ensure_ascii=False)))
+                 json.dumps(t.fields, ensure_ascii=False), json.dumps(list(t.raw_rules), ensure_ascii=False),
+                 json.dumps(t.commands, ensure_ascii=False)))
         audit(conn, actor=actor, action="device_type.load", entity="device_type",
               detail={"types": sorted(types)})
     return len(types)
@@ -102,8 +124,10 @@ def load_types(conn: psycopg.Connection, types: dict[str, DeviceType], actor: st
 
 def types_from_db(conn: psycopg.Connection) -> dict[str, DeviceType]:
     """The catalog as loaded (what workers judge by)."""
-    rows = conn.execute("SELECT code, name, name_en, part_classes, heartbeat_s, fields, rules FROM device_type").fetchall()
+    rows = conn.execute("SELECT code, name, name_en, part_classes, heartbeat_s, fields, rules, commands"
+                        " FROM device_type").fetchall()
     return {r["code"]: parse_type(r["code"], {"name": r["name"], "name_en": r["name_en"],
                                               "part_classes": list(r["part_classes"]), "heartbeat_s": r["heartbeat_s"],
-                                              "fields": r["fields"], "rules": r["rules"]}, "device_type")
+                                              "fields": r["fields"], "rules": r["rules"], "commands": r["commands"]},
+                                  "device_type")
             for r in rows}

@@ -73,6 +73,16 @@ class DeviceStatus:
     at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """A device's answer to a command (citygrid/devices/{id}/cmd/ack)."""
+    device_id: str
+    command_id: int
+    ok: bool
+    result: Any
+    at: dt.datetime
+
+
 def utc_from_epoch(value: float) -> dt.datetime:
     """Unix seconds, or milliseconds when the number is too big to be seconds."""
     if value > 1e11:

@@ -53,7 +53,7 @@ from gis.db import connect, prepare_app_session
 log = logging.getLogger("citygrid.ingest")
 
 TOPICS = ("owntracks/+/+", "owntracks/+/+/event", "citygrid/units/+/pos",
-          "citygrid/devices/+/telemetry", "citygrid/devices/+/status")
+          "citygrid/devices/+/telemetry", "citygrid/devices/+/status", "citygrid/devices/+/cmd/ack")
 HEARTBEAT_S = 5.0
 SWEEP_S = 1.0
 COMMANDS_PER_PASS = 500
@@ -115,7 +115,7 @@ class IngestWorker:
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
                                          on_disconnect=self._on_disconnect, on_message=self._on_message)
         self._conn: psycopg.Connection | None = None
-        self._in_flight: dict[int, object] = {}   # command id → its publish, until the broker has it
+        self._in_flight: dict[tuple[str, int], object] = {}   # (outbox, command id) → its publish, until sent
 
     # ---------------------------------------------------------------- MQTT side
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -248,12 +248,12 @@ class IngestWorker:
     def _store(self, batch: Batch) -> Counters:
         """Positions and telemetry of a batch in one transaction (every dead letter with them)."""
         conn = self._db()
-        if not (batch.readings or batch.statuses):
+        if not (batch.readings or batch.statuses or batch.answers):
             written = write(conn, batch, self.writer)
             return Counters(stored=len(written.stored), duplicates=written.duplicates, dead_letters=written.dead_letters)
         with conn.transaction():
             written = write(conn, batch, self.writer)
-            readings = write_telemetry(conn, batch.readings, batch.statuses, self.telemetry)
+            readings = write_telemetry(conn, batch.readings, batch.statuses, self.telemetry, answers=batch.answers)
         self.writer.partitions.committed(written.days)       # their partitions exist for good now
         self.telemetry.partitions.committed(readings.days)
         return Counters(stored=len(written.stored) + readings.stored,
@@ -324,35 +324,43 @@ class IngestWorker:
         except Exception:  # noqa: BLE001 - a failed publish pass is retried on the next
             log.exception("publishing the command outbox failed")
 
+    # The outboxes: (table, the column naming the receiver, its topic).
+    OUTBOXES = (("unit_command", "unit_id", "citygrid/units/{}/cmd"),
+                ("device_command", "device_id", "citygrid/devices/{}/cmd"))
+
     def _send_commands(self) -> None:
-        """Publish the commands to units (citygrid/units/{id}/cmd) that committed transactions
-        left in the outbox, without waiting: each is claimed, published, and marked sent on a
-        later pass once the broker has acknowledged it. A claim not marked sent within
-        CLAIM_S is taken again (by any worker): a unit may get a command twice, never not."""
+        """Publish the commands to units and devices that committed transactions left in the
+        outboxes, without waiting: each is claimed, published, and marked sent on a later pass
+        once the broker has acknowledged it. A claim not marked sent within CLAIM_S is taken
+        again (by any worker): a receiver may get a command twice, never not."""
         conn = self._db()
-        done, failed = [], []
-        for cid, info in self._in_flight.items():
+        done: dict[str, list[int]] = {table: [] for table, _, _ in self.OUTBOXES}
+        for key, info in list(self._in_flight.items()):
             try:
                 if info.is_published():
-                    done.append(cid)
+                    done[key[0]].append(key[1])
+                    del self._in_flight[key]
             except (RuntimeError, ValueError):       # never left (disconnected): claim it again later
-                failed.append(cid)
-        for cid in failed:
-            del self._in_flight[cid]
-        if done:
-            conn.execute("UPDATE unit_command SET sent_at = now() WHERE id = ANY(%s)", (done,))
-        for cid in done:
-            del self._in_flight[cid]
-        if not self.connected.is_set():
-            return
-        rows = conn.execute(
-            "UPDATE unit_command SET claimed_at = now() WHERE id IN (SELECT id FROM unit_command"
-            " WHERE sent_at IS NULL AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => %s))"
-            " AND NOT id = ANY(%s) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, unit_id, payload",
-            (CLAIM_S, list(self._in_flight), COMMANDS_PER_PASS)).fetchall()
-        for r in rows:
-            self._in_flight[r["id"]] = self.client.publish(f"citygrid/units/{r['unit_id']}/cmd",
-                                                           json.dumps(r["payload"], ensure_ascii=False), qos=1)
+                del self._in_flight[key]
+        for table, receiver, topic in self.OUTBOXES:
+            if done[table]:
+                # (a quick device may have answered before this pass: its answer stands)
+                sent = (", status = CASE status WHEN 'queued' THEN 'sent' ELSE status END"
+                        if table == "device_command" else "")
+                conn.execute(f"UPDATE {table} SET sent_at = now(){sent} WHERE id = ANY(%s)", (done[table],))
+            if not self.connected.is_set():
+                continue
+            pending = [cid for t, cid in self._in_flight if t == table]
+            open_only = " AND status = 'queued'" if table == "device_command" else ""
+            rows = conn.execute(
+                f"UPDATE {table} SET claimed_at = now() WHERE id IN (SELECT id FROM {table}"
+                f" WHERE sent_at IS NULL{open_only} AND (claimed_at IS NULL"
+                " OR claimed_at < now() - make_interval(secs => %s)) AND NOT id = ANY(%s)"
+                f" ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, {receiver} AS receiver, payload",
+                (CLAIM_S, pending, COMMANDS_PER_PASS)).fetchall()
+            for r in rows:
+                self._in_flight[(table, r["id"])] = self.client.publish(
+                    topic.format(r["receiver"]), json.dumps(r["payload"], ensure_ascii=False), qos=1)
 
     def _heartbeat(self) -> None:
         c = self.counters

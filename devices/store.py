@@ -16,7 +16,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from devices import partitions
-from devices.fix import DecodeError, DeviceEvent, DeviceStatus, Fix, Reading
+from devices.fix import CommandAnswer, DecodeError, DeviceEvent, DeviceStatus, Fix, Reading
 from devices.handlers.chain import BatchView
 from devices.handlers.live import ADVANCE_STATES
 from devices.registry import DeviceDirectory
@@ -62,8 +62,9 @@ class Batch:
     received_at: dt.datetime | None = None
     readings: list[tuple[Reading, Received]] = field(default_factory=list)    # IoT telemetry
     statuses: list[DeviceStatus] = field(default_factory=list)
+    answers: list[tuple[CommandAnswer, Received]] = field(default_factory=list)      # to device commands
 
-    def add(self, message: Received, decoded: list[Fix | DeviceEvent | Reading | DeviceStatus]) -> None:
+    def add(self, message: Received, decoded: list) -> None:
         for item in decoded:
             if isinstance(item, Fix):
                 self.fixes.append((item, message))
@@ -71,6 +72,8 @@ class Batch:
                 self.readings.append((item, message))
             elif isinstance(item, DeviceStatus):
                 self.statuses.append(item)
+            elif isinstance(item, CommandAnswer):
+                self.answers.append((item, message))
             else:
                 self.events.append(item)
 

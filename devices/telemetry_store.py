@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from devices import device_alarms, partitions
+from devices import device_alarms, device_commands, partitions
 from devices.device_types import DeviceType, types_from_db
-from devices.fix import DeviceStatus, Reading
+from devices.fix import CommandAnswer, DeviceStatus, Reading
 from devices.rules import Rule, Transition, evaluate, merge_overrides
 from devices.store import Received, Refusal, write_dead_letters
 from gis.errors import Invalid
@@ -129,7 +129,8 @@ def _ensure_staging(conn: psycopg.Connection) -> None:
 
 def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Received]],
                     statuses: list[DeviceStatus], writer: TelemetryWriter,
-                    refused: list[Refusal] | None = None) -> TelemetryWritten:
+                    refused: list[Refusal] | None = None,
+                    answers: list[tuple[CommandAnswer, Received]] = ()) -> TelemetryWritten:
     refused = list(refused or [])
     bad: dict[int, Refusal] = {}                 # by message: one bad reading refuses its message whole
     checked: list[tuple[Reading, Received, Registered]] = []
@@ -156,6 +157,12 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
             judged = {(r.device_id, r.ts): (r, d) for r, _, d in good if (r.device_id, r.ts) in new}
             transitions = _judge(conn, list(judged.values()), writer.desk)
             _statuses(conn, statuses)
+        if answers:
+            by_answer = {id(a): m for a, m in answers}
+            unfit = [Refusal(by_answer[id(a)], "unknown_command", why)
+                     for a, why in device_commands.take_answers(conn, [a for a, _ in answers])]
+            write_dead_letters(conn, unfit)
+            refused += unfit
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         writer.partitions.committed(days)
     return TelemetryWritten(len(new), len(good) - len(new), len(refused), transitions, days)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from command.auth import User, require
 from command.deps import db
-from devices import device_alarms
+from devices import device_alarms, device_commands
 from devices.device_registry import NewDevice, add_device
 from gis.errors import NotFound
 from gis.geojson import area_condition
@@ -71,9 +71,9 @@ def _device(conn, user: User, device_id: str) -> dict:
 
 @router.get("/api/device-types")
 def list_device_types(user: Reader, conn=Depends(db)):
-    """The catalog: each type's telemetry fields, default rules and the part classes it fits."""
-    return conn.execute("SELECT code, name, name_en, part_classes, heartbeat_s, fields, rules FROM device_type"
-                        " ORDER BY code").fetchall()
+    """The catalog: each type's telemetry fields, default rules, commands and the part classes it fits."""
+    return conn.execute("SELECT code, name, name_en, part_classes, heartbeat_s, fields, rules, commands"
+                        " FROM device_type ORDER BY code").fetchall()
 
 
 @router.get("/api/devices")
@@ -163,3 +163,28 @@ def acknowledge_alarm(alarm_id: AlarmId, user: Handler, conn=Depends(db), body: 
 def comment_alarm(alarm_id: AlarmId, body: AlarmComment, user: Handler, conn=Depends(db)):
     _visible_alarm(conn, user, alarm_id)
     return device_alarms.comment(conn, alarm_id, by=user.username, by_id=user.id, body=body.body)
+
+
+class CommandIn(BaseModel):
+    name: str = Field(min_length=1, max_length=40, description="a command of the device's type, e.g. switch")
+    params: dict = Field(default_factory=dict, description='e.g. {"on": false}')
+
+
+Commander = Annotated[User, Depends(require("device.command"))]
+
+
+@router.post("/api/devices/{device_id}/commands", status_code=202)
+def send_command(device_id: DeviceId, body: CommandIn, user: Commander, conn=Depends(db)):
+    """Queue a command (设备指令); an ingest worker publishes it on citygrid/devices/{id}/cmd and
+    the device's answer on …/cmd/ack settles it (acked/failed), or its deadline does (timed_out)."""
+    _device(conn, user, device_id)                      # 404 when out of sight
+    return device_commands.queue_command(conn, device_id, body.name, body.params, by=user.username, by_id=user.id)
+
+
+@router.get("/api/devices/{device_id}/commands")
+def list_commands(device_id: DeviceId, user: Reader, conn=Depends(db), limit: int = Query(default=50, ge=1, le=500)):
+    """The device's command log, newest first."""
+    _device(conn, user, device_id)
+    return conn.execute("SELECT id, device_id, name, params, status, created_by, created_at, deadline, sent_at,"
+                        " answered_at, result FROM device_command WHERE device_id = %s ORDER BY id DESC LIMIT %s",
+                        (device_id, limit)).fetchall()

@@ -8,7 +8,7 @@ fields and ranges fit the device's type is checked when the batch is written (th
 does not know the registry). A batch is all or nothing, like native positions.
 
 Status is the birth message and the last will: "online" / "offline", or {"online": bool}
-(optionally with "ts")."""
+(optionally with "ts"). …/cmd/ack answers a command: {"id": N, "ok": bool, "result": …}."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,10 +16,10 @@ import math
 import re
 from typing import Any
 
-from devices.fix import (DecodeError, DeviceStatus, Reading, as_object, check_time, decode_batch, fix_time,
-                         load_json, parse_time, show)
+from devices.fix import (CommandAnswer, DecodeError, DeviceStatus, Reading, as_object, check_time, decode_batch,
+                         fix_time, load_json, parse_time, show)
 
-_TOPIC = re.compile(r"citygrid/devices/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(telemetry|status)")
+_TOPIC = re.compile(r"citygrid/devices/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(telemetry|status|cmd/ack)")
 MAX_READINGS = 1000                  # per message
 MAX_FIELDS = 64                      # per reading
 
@@ -28,8 +28,8 @@ def topic_parts(topic: str) -> tuple[str, str]:
     """citygrid/devices/{id}/telemetry → (id, "telemetry")."""
     match = _TOPIC.fullmatch(topic)
     if match is None:
-        raise DecodeError("bad_topic", f"topic {show(topic)} is not citygrid/devices/DEVICE_ID/telemetry or …/status"
-                          " (DEVICE_ID: letters, digits, '_', '.', '-')")
+        raise DecodeError("bad_topic", f"topic {show(topic)} is not citygrid/devices/DEVICE_ID/telemetry, …/status"
+                          " or …/cmd/ack (DEVICE_ID: letters, digits, '_', '.', '-')")
     return match.group(1), match.group(2)
 
 
@@ -37,6 +37,8 @@ def decode(topic: str, payload: bytes, received_at: dt.datetime) -> list[Reading
     device_id, kind = topic_parts(topic)
     if kind == "status":
         return [_status(device_id, payload, received_at)]
+    if kind == "cmd/ack":
+        return [_answer(device_id, payload, received_at)]
     body = load_json(payload)
     if isinstance(body, list):
         if len(body) > MAX_READINGS:
@@ -82,3 +84,14 @@ def _status(device_id: str, payload: bytes, received_at: dt.datetime) -> DeviceS
         raise DecodeError("bad_type", 'a status is "online", "offline" or {"online": true|false}')
     at = check_time(parse_time(obj["ts"], "ts"), received_at) if obj.get("ts") is not None else received_at
     return DeviceStatus(device_id, online, at)
+
+
+def _answer(device_id: str, payload: bytes, received_at: dt.datetime) -> CommandAnswer:
+    """{"id": <the command's id>, "ok": true|false, "result": anything small}."""
+    obj = as_object(load_json(payload), "a command answer")
+    command_id, ok = obj.get("id"), obj.get("ok")
+    if not isinstance(command_id, int) or isinstance(command_id, bool) or not 0 < command_id < 2**62:
+        raise DecodeError("bad_type", f'a command answer names its command: "id" (a positive integer), got {show(command_id)}')
+    if not isinstance(ok, bool):
+        raise DecodeError("bad_type", f'a command answer says "ok": true or false, got {show(ok)}')
+    return CommandAnswer(device_id, command_id, ok, obj.get("result"), received_at)

@@ -83,3 +83,25 @@ def test_operators_acknowledge_and_comment_an_alarm(client, db, login, tiny_city
     actions = [r["action"] for r in db.execute("SELECT action FROM audit_log WHERE entity = 'device_alarm'"
                                                " ORDER BY id")]
     assert actions == ["device_alarm.ack", "device_alarm.comment"]
+
+
+def test_commands_are_checked_against_the_catalog_and_time_out(client, db, login, tiny_city):
+    from devices.device_commands import time_out
+    add_device(db, NewDevice("SL-1", "street_light", part_id="4302230114000001", dept=tiny_city["city_dept"]),
+               actor="test")
+    operator = login("operator", username="op1")
+    r = client.post("/api/devices/SL-1/commands", headers=operator, json={"name": "switch", "params": {"on": True}})
+    assert r.status_code == 202, r.text
+    assert (r.json()["status"], r.json()["created_by"]) == ("queued", "op1")
+    bad = client.post("/api/devices/SL-1/commands", headers=operator, json={"name": "explode"})
+    assert bad.status_code == 422 and "takes the commands dim, switch" in bad.json()["message"]
+    bad = client.post("/api/devices/SL-1/commands", headers=operator, json={"name": "dim", "params": {"level_pct": 150}})
+    assert bad.status_code == 422 and "level_pct is a number from 0 to 100" in bad.json()["message"]
+    bad = client.post("/api/devices/SL-1/commands", headers=operator, json={"name": "switch", "params": {}})
+    assert bad.status_code == 422 and "missing: on" in bad.json()["message"]
+    assert client.post("/api/devices/SL-1/commands", headers=login("leader"),
+                       json={"name": "switch", "params": {"on": True}}).status_code == 403
+    db.execute("UPDATE device_command SET deadline = now() - interval '1 second'")
+    assert time_out(db) == 1
+    log = client.get("/api/devices/SL-1/commands", headers=operator).json()
+    assert [(c["name"], c["status"]) for c in log] == [("switch", "timed_out")]

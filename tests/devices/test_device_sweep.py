@@ -32,8 +32,8 @@ def test_a_silent_device_is_alarmed_once_and_its_next_reading_clears_it(db, app_
     add_device(db, NewDevice("WL-2", "waterlogging_gauge", 113.3415, 27.0005), actor="test")
     db.execute("UPDATE device SET created_at = now() - interval '2 hours' WHERE id = 'WL-1'")
     writer = TelemetryWriter()
-    assert sweep(app_conn, writer) == (1, 0)                    # WL-2 was registered just now
-    assert sweep(app_conn, writer) == (0, 0)                    # once, not every sweep
+    assert sweep(app_conn, writer) == (1, 0, 0)                    # WL-2 was registered just now
+    assert sweep(app_conn, writer) == (0, 0, 0)                    # once, not every sweep
     alarm = db.execute("SELECT device_id, rule_id, severity, value FROM device_alarm").fetchone()
     assert (alarm["device_id"], alarm["rule_id"], alarm["severity"]) == ("WL-1", "silent", "minor")
     assert alarm["value"]["silent_minutes"] >= 120
@@ -53,8 +53,8 @@ def test_an_alarm_nobody_acknowledges_is_escalated_once(db, app_conn, tiny_city)
                    " lon, lat) VALUES ('MC-1', %s, '井盖开启', 'critical', %s, now() - make_interval(mins => %s),"
                    " now(), 113.3405, 27.0005)", (f"r{minutes}", status, minutes))
     writer = TelemetryWriter()
-    assert sweep(app_conn, writer) == (0, 1)
-    assert sweep(app_conn, writer) == (0, 0)
+    assert sweep(app_conn, writer) == (0, 1, 0)
+    assert sweep(app_conn, writer) == (0, 0, 0)
     notes = db.execute("SELECT role, message FROM notification WHERE kind = 'device_alarm.escalated'").fetchall()
     assert [n["role"] for n in notes] == ["shift_lead"] and "15 分钟无人确认" in notes[0]["message"]
     assert db.execute("SELECT rule_id FROM device_alarm WHERE escalated_at IS NOT NULL").fetchone()["rule_id"] == "r20"

@@ -276,3 +276,31 @@ def test_device_telemetry_through_the_broker_raises_and_clears_an_alarm(db, work
     state = db.execute("SELECT online, values FROM device_state WHERE device_id = 'MC-1'").fetchone()
     assert state == {"online": True, "values": {"open": False}}
     pub.loop_stop()
+
+
+def test_a_command_reaches_the_device_and_its_answer_comes_back(db, worker, mqtt_broker, tiny_city):
+    from devices.device_commands import queue_command
+    from devices.device_registry import NewDevice, add_device
+    add_device(db, NewDevice("SL-1", "street_light", part_id="4302230114000001"), actor="test")
+    add_device(db, NewDevice("SL-2", "street_light", part_id="4302230114000002"), actor="test")
+    received = []
+    lamp = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-lamp-{time.monotonic_ns()}")
+    lamp.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    lamp.connect("127.0.0.1", mqtt_broker.port)
+    lamp.subscribe("citygrid/devices/SL-1/cmd", qos=1)
+    lamp.loop_start()
+    time.sleep(0.3)
+    command = queue_command(db, "SL-1", "switch", {"on": False}, by="op1", by_id=None)
+    end = time.monotonic() + 20
+    while not received and time.monotonic() < end:
+        time.sleep(0.05)
+    assert received == [{"id": command["id"], "name": "switch", "params": {"on": False}}]
+    answer = json.dumps({"id": command["id"], "ok": True, "result": {"on": False}}).encode()
+    publish_all(lamp, [("citygrid/devices/SL-1/cmd/ack", answer),
+                       ("citygrid/devices/SL-2/cmd/ack", answer)])          # another lamp cannot answer for it
+    assert wait_for(db, "SELECT count(*) AS n FROM device_command WHERE status = 'acked'", 1) == 1
+    assert wait_for(db, "SELECT count(*) AS n FROM device_command WHERE sent_at IS NOT NULL", 1) == 1
+    row = db.execute("SELECT status, result FROM device_command").fetchone()
+    assert row == {"status": "acked", "result": {"on": False}}
+    assert wait_for(db, "SELECT count(*) AS n FROM dead_letter WHERE reason = 'unknown_command'", 1) == 1
+    lamp.loop_stop()
