@@ -398,6 +398,26 @@ def devices_import(path: Annotated[Path, typer.Argument(
     typer.echo(f"added {added} devices")
 
 
+@devices_app.command("broker-auth")
+def devices_broker_auth(
+        directory: Annotated[Path, typer.Option("--dir", help="where to write passwd and acl (the broker's files)")],
+        service: Annotated[list[str], typer.Option(help="a service account (ingest workers, server, simulator);"
+                                                        " its password is asked for (repeatable)")] = []):  # noqa: B006
+    """Write the broker's password file and ACL from the device registry: each device logs in
+    as itself and publishes only on its own topics. Reload the broker afterwards (SIGHUP)."""
+    from devices.broker_auth import write_broker_auth
+    from gis.errors import CityGridError
+
+    services = {name: typer.prompt(f"password for {name}", hide_input=True) for name in service}
+    with owner_connection() as conn:
+        try:
+            devices = write_broker_auth(conn, directory, services)
+        except CityGridError as e:
+            fail(str(e))
+    typer.echo(f"wrote {directory / 'passwd'} and {directory / 'acl'}: {devices} device login(s),"
+               f" {len(services)} service account(s)")
+
+
 @units_app.command("shift")
 def units_shift(unit_id: Annotated[int, typer.Argument(help="the unit's id")],
                 start: Annotated[str, typer.Option("--from", help="start, ISO 8601 with a zone, e.g. 2026-11-21T08:00+08:00")],
@@ -535,7 +555,7 @@ def simulate(inspectors: Annotated[int, typer.Option(help="inspectors walking wi
         except RuntimeError as e:
             fail(str(e))
     try:
-        publisher = Publisher(s.mqtt_host, s.mqtt_port, client_id="citygrid-simulator")
+        publisher = Publisher(s.mqtt_host, s.mqtt_port, client_id="citygrid-simulator", login=s.mqtt_login)
     except OSError as e:
         fail(f"cannot reach the MQTT broker at {s.mqtt_host}:{s.mqtt_port} ({e}); run `citygrid services up`")
     stop = threading.Event()

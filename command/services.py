@@ -187,6 +187,7 @@ class PostgresCluster:
 class MosquittoBroker:
     directory: Path
     port: int
+    auth_dir: Path | None = None        # passwd and acl from `citygrid devices broker-auth`: logins required
 
     @property
     def pid_path(self) -> Path:
@@ -225,7 +226,8 @@ class MosquittoBroker:
         conf = self.directory / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + (f"allow_anonymous false\npassword_file {self.auth_dir / 'passwd'}\nacl_file {self.auth_dir / 'acl'}\n"
+               if self.auth_dir else "allow_anonymous true\n") +
             "persistence true\n"
             f"persistence_location {self.directory / 'data'}/\n"
             "autosave_interval 30\n"
@@ -237,6 +239,8 @@ class MosquittoBroker:
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         _chown_to(self.directory, "mosquitto")
+        if self.auth_dir:
+            _chown_to(self.auth_dir, "mosquitto")
         self.pid_path.unlink(missing_ok=True)
         subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)

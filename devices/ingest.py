@@ -113,7 +113,8 @@ class IngestWorker:
         self.sweeper = Sweeper(settings)
         self.device_sweeper = DeviceSweeper(dt.timedelta(minutes=settings.device_alarm_escalate_minutes))
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
-                                         on_disconnect=self._on_disconnect, on_message=self._on_message)
+                                         on_disconnect=self._on_disconnect, on_message=self._on_message,
+                                         login=settings.mqtt_login)
         self._conn: psycopg.Connection | None = None
         self._in_flight: dict[tuple[str, int], object] = {}   # (outbox, command id) → its publish, until sent
 
@@ -451,7 +452,7 @@ class IngestWorker:
             if items:
                 self.process(items)
         self._disconnect()
-        mqtt.end_session(self.client_id, self.settings.mqtt_host, self.settings.mqtt_port)
+        mqtt.end_session(self.client_id, self.settings.mqtt_host, self.settings.mqtt_port, login=self.settings.mqtt_login)
         log.info("retired %s: its queue at the broker is drained and its session ended", self.name)
 
     def stop(self) -> None:

@@ -73,10 +73,12 @@ PUBACK = 0x40
 _PUBACK = struct.Struct("!BBH")                            # fixed header, remaining length 2, message id
 
 
-def ingest_client(client_id: str, *, on_connect, on_disconnect, on_message,
-                  clean_session: bool = False) -> IngestClient:
+def ingest_client(client_id: str, *, on_connect, on_disconnect, on_message, clean_session: bool = False,
+                  login: tuple[str, str | None] | None = None) -> IngestClient:
     client = IngestClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
                           clean_session=clean_session, manual_ack=True)
+    if login:
+        client.username_pw_set(*login)
     client.on_connect, client.on_disconnect, client.on_message = on_connect, on_disconnect, on_message
     return client
 
@@ -87,12 +89,13 @@ def prepare_persistent(client: mqtt.Client, host: str, port: int) -> None:
     client.connect_async(host, port, keepalive=30)
 
 
-def end_session(client_id: str, host: str, port: int, timeout: float = 10.0) -> None:
+def end_session(client_id: str, host: str, port: int, timeout: float = 10.0,
+                login: tuple[str, str | None] | None = None) -> None:
     """Make the broker drop a (disconnected) client's session now: in MQTT 3.1.1 a connection
     with a clean session under the same client id discards the old session and its queue."""
     connected = threading.Event()
     client = ingest_client(client_id, on_connect=lambda *a: connected.set(), on_disconnect=None,
-                           on_message=None, clean_session=True)
+                           on_message=None, clean_session=True, login=login)
     client.connect(host, port, keepalive=30)
     end = time.monotonic() + timeout
     while not connected.is_set() and time.monotonic() < end:
@@ -109,9 +112,12 @@ class Publisher:
     """A QoS 1 publisher with its own network thread; `publish` returns once the message is
     handed to paho, `flush` waits until the broker has acknowledged everything sent."""
 
-    def __init__(self, host: str, port: int, client_id: str | None = None, max_inflight: int = 1000):
+    def __init__(self, host: str, port: int, client_id: str | None = None, max_inflight: int = 1000,
+                 login: tuple[str, str | None] | None = None):
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"citygrid-pub-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
+        if login:
+            self.client.username_pw_set(*login)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self._connected = threading.Event()

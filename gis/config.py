@@ -6,7 +6,7 @@ default secret (Settings.check_secret) so a deployment cannot run with a key eve
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,3 +76,9 @@ class Settings(BaseSettings):
     @property
     def mqtt_host(self) -> str:
         return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_login(self) -> tuple[str, str | None] | None:
+        """(username, password) from mqtt://USER:PASSWORD@host:port; None: anonymous."""
+        parts = urlsplit(self.mqtt_url)
+        return (unquote(parts.username), unquote(parts.password) if parts.password else None) if parts.username else None

@@ -184,3 +184,16 @@ def test_devices_import_adds_a_file_or_names_its_bad_lines(run, tmp_path, db, ti
     refused = run("devices", "import", str(bad))
     assert refused.exit_code != 0 and "line 2" in refused.output and "outside every unit grid" in refused.output
     assert db.execute("SELECT count(*) AS n FROM device").fetchone()["n"] == 2
+
+
+def test_devices_broker_auth_writes_the_brokers_files(run, tmp_path, db, tiny_city):
+    from devices.device_registry import NewDevice, add_device
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id="4302230101000001", password="cover-pass-1"),
+               actor="test")
+    done = run("devices", "broker-auth", "--dir", str(tmp_path / "auth"), "--service", "ingest",
+               input="svc-pass-123\n")
+    assert done.exit_code == 0, done.output
+    assert "1 device login(s), 1 service account(s)" in done.output
+    acl = (tmp_path / "auth" / "acl").read_text()
+    assert "user MC-1\ntopic write citygrid/devices/MC-1/telemetry" in acl and "user ingest\ntopic readwrite #" in acl
+    assert [line.split(":")[0] for line in (tmp_path / "auth" / "passwd").read_text().split()] == ["ingest", "MC-1"]
