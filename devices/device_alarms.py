@@ -14,7 +14,7 @@ import psycopg
 
 from devices.rules import Rule
 from gis.db import audit
-from gis.errors import Conflict, Invalid
+from gis.errors import Conflict, Invalid, NotFound
 from workflows import cases
 from workflows.cases import CaseDesk
 from workflows.notify import LIVE_CHANNEL, notify
@@ -120,6 +120,8 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, by_id: int 
     with conn.transaction():
         row = conn.execute("SELECT id, device_id, severity, status, acked_by, acked_at FROM device_alarm"
                            " WHERE id = %s FOR UPDATE", (alarm_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"alarm {alarm_id} does not exist")
         if row["status"] in ("active_ack", "cleared"):
             raise Conflict(f"alarm {alarm_id} was already acknowledged by {row['acked_by'] or 'nobody (cleared)'}"
                            + (f" at {row['acked_at']:%Y-%m-%d %H:%M:%S %z}" if row["acked_at"] else ""))
