@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import psycopg
 
 from devices.rules import Rule
 from gis.db import audit
-from gis.errors import Conflict, Invalid, NotFound
+from gis.errors import CityGridError, Conflict, Invalid, NotFound
 from workflows import cases
 from workflows.cases import CaseDesk
 from workflows.notify import LIVE_CHANNEL, notify
+
+log = logging.getLogger("citygrid.device_alarms")
 
 # Operators are told at once of these (the rest are on the live bus and the alarm list).
 NOTIFY_SEVERITIES = ("critical", "major")
@@ -44,10 +47,17 @@ def raise_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.
     alarm_id = row["id"]
     if part_id and rule.part_status:
         _set_part_status(conn, alarm_id, part_id, rule.part_status, device_id)
-    case_id = _open_case(conn, desk, alarm_id, device_id, rule, values, part_id, lon, lat) if desk and rule.case else None
+    case_id = case_problem = None
+    if desk and rule.case:
+        try:
+            with conn.transaction():              # a case that cannot be filed must not cost the alarm
+                case_id = _open_case(conn, desk, alarm_id, device_id, rule, values, part_id, lon, lat)
+        except CityGridError as e:                # e.g. a device placed outside every grid
+            case_problem = str(e)
+            log.warning("alarm %s of %s opened no case: %s", alarm_id, device_id, e)
     audit(conn, actor=f"device:{device_id}", action="device_alarm.raise", entity="device_alarm",
           entity_id=str(alarm_id), detail={"rule": rule.id, "severity": rule.severity, "values": values,
-                                           "case_id": case_id})
+                                           "case_id": case_id, "case_problem": case_problem})
     _live(conn, alarm_id, device_id, rule.severity, "raised")
     if rule.severity in NOTIFY_SEVERITIES:
         notify(conn, kind=f"device_alarm.{rule.severity}", role="operator",

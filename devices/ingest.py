@@ -192,7 +192,7 @@ class IngestWorker:
             prepare_app_session(self._conn, self.settings.db_app_role)
             self.writer.directory.load(self._conn)
             self.writer.partitions = partitions.PartitionKeeper()
-            self.telemetry = TelemetryWriter(desk=self.desk)
+            self.telemetry.partitions = partitions.PartitionKeeper(partitions.ensure_telemetry)
             self.telemetry.registry.load(self._conn)
         return self._conn
 
@@ -294,7 +294,7 @@ class IngestWorker:
         c.stored += written.stored
         c.duplicates += written.duplicates
         c.dead_letters += written.dead_letters
-        c.handler_errors = self.writer.chain.error_count
+        c.handler_errors = self.writer.chain.error_count + self.telemetry.errors
         if any(f.sos for f, _ in batch.fixes):
             self._outbox()
 

@@ -92,6 +92,7 @@ class DeviceRegistry:
 class TelemetryWriter:
     registry: DeviceRegistry = field(default_factory=DeviceRegistry)
     desk: CaseDesk | None = None              # opens the cases alarm rules ask for (none: alarms only)
+    errors: int = 0                           # batches whose judging failed (counted as handler errors)
     partitions: partitions.PartitionKeeper = field(
         default_factory=lambda: partitions.PartitionKeeper(partitions.ensure_telemetry))
 
@@ -155,8 +156,15 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
         if new or statuses:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
             judged = {(r.device_id, r.ts): (r, d) for r, _, d in good if (r.device_id, r.ts) in new}
-            transitions = _judge(conn, list(judged.values()), writer.desk)
-            _statuses(conn, statuses)
+            try:
+                with conn.transaction():            # a savepoint: a bug in judging costs no reading
+                    transitions = _judge(conn, list(judged.values()), writer.desk)
+                    _statuses(conn, statuses)
+            except psycopg.OperationalError:
+                raise                               # the database is gone: the whole batch is retried
+            except Exception:  # noqa: BLE001 - isolate the judging, keep the batch (as the handler chain does)
+                writer.errors += 1
+                log.exception("judging %d readings failed; they are stored but not judged", len(judged))
         if answers:
             by_answer = {id(a): m for a, m in answers}
             unfit = [Refusal(by_answer[id(a)], "unknown_command", why)

@@ -145,3 +145,28 @@ def test_alarms_whose_rule_says_so_open_one_case_each(db, app_conn, cover, tiny_
                                ("SL-1", "part", "0114", "4302230114000001", "device", "verifying")]
     assert all(r["client_ref"].startswith("device-alarm:") for r in rows)
     assert db.execute("SELECT count(*) AS n FROM case_file").fetchone()["n"] == 2        # the repeat opened none
+
+
+def test_an_alarm_whose_case_cannot_be_filed_is_still_raised(db, app_conn, tiny_city):
+    from workflows.cases import CaseDesk
+    add_device(db, NewDevice("MC-9", "manhole_cover", 113.3405, 27.0005), actor="test")
+    db.execute("UPDATE device SET location = ST_SetSRID(ST_MakePoint(113.9, 27.9), 4326), grid_code = NULL"
+               " WHERE id = 'MC-9'")                     # moved outside the city after registration
+    written = push(app_conn, TelemetryWriter(desk=CaseDesk.default()), ("MC-9", {"ts": at(0), "values": {"open": True}}))
+    assert [t.kind for _, t in written.transitions] == ["raise"]
+    assert db.execute("SELECT status, case_id FROM device_alarm").fetchone() == {"status": "active_unack",
+                                                                                 "case_id": None}
+    detail = db.execute("SELECT detail FROM audit_log WHERE action = 'device_alarm.raise'").fetchone()["detail"]
+    assert "outside" in detail["case_problem"]
+
+
+def test_a_bug_in_judging_keeps_the_readings_and_is_counted(db, app_conn, cover, monkeypatch):
+    from devices import telemetry_store
+    writer = TelemetryWriter()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(telemetry_store, "_judge", broken)
+    written = push(app_conn, writer, (cover, {"ts": at(0), "values": {"open": True}}))
+    assert (written.stored, writer.errors) == (1, 1)
+    assert db.execute("SELECT count(*) AS n FROM telemetry").fetchone()["n"] == 1
