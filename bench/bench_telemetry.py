@@ -61,14 +61,15 @@ def gauges(n_active: int) -> list[str]:
 
 
 def readings(devices: list[str], rounds: int, base: dt.datetime) -> list[tuple[str, dt.datetime, dict]]:
-    """Every device reports once a second: shallow water, now and then a puddle deep enough
-    for the rules to start counting (a few become alarms)."""
+    """Every device reports once a second: a little water wavering by a few millimetres; at
+    one gauge in a hundred the water stands deep enough for the rules to raise an alarm."""
     rng = random.Random(7)
+    level = {d: (20.0 if rng.random() < 0.01 else rng.uniform(0, 6)) for d in devices}
     rows = []
     for r in range(rounds):
         t = base + dt.timedelta(seconds=r)
-        second = [(d, t, {"depth_cm": round(rng.uniform(0, 8) + (12 if rng.random() < 0.01 else 0), 1),
-                          "battery_pct": 80.0}) for d in devices]
+        second = [(d, t, {"depth_cm": round(max(0.0, level[d] + rng.uniform(-0.3, 0.3)), 1), "battery_pct": 80.0})
+                  for d in devices]
         rng.shuffle(second)
         rows += second
     return rows
@@ -188,6 +189,8 @@ def main() -> None:
                       f"{count(watch, 'SELECT count(*) - count(DISTINCT (device_id, ts)) AS n FROM telemetry')}"
                       f"   redeliveries absorbed: "
                       f"{count(watch, 'SELECT coalesce(sum(duplicates), 0)::bigint AS n FROM ingest_worker')}")
+                letters = watch.execute("SELECT reason, count(*) AS n FROM dead_letter GROUP BY reason").fetchall()
+                print("  dead letters: " + (", ".join(f"{r['reason']} {r['n']}" for r in letters) or "0"))
                 trouble = warnings_in(logs)
                 print(f"  worker warnings and errors during the burst: {len(trouble)}"
                       + "".join(f"\n    {line[:300]}" for line in trouble[:5]))

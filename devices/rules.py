@@ -179,18 +179,16 @@ def _as_raw(rule: Rule) -> dict:
 
 # ---------------------------------------------------------------- evaluation
 
-def evaluate(rules: list[Rule], state: dict, ts: float, values: dict) -> list[Transition]:
+def evaluate(rules: tuple[Rule, ...] | list[Rule], state: dict, ts: float, values: dict) -> list[Transition]:
     """Judge one reading (newer than any before it) and update `state` in place:
-    {"prev": {field: [value, ts]}, "rules": {rule_id: {"since": ts|None, "active": bool,
-    "latch": {path: bool}}}}."""
-    prev = state.setdefault("prev", {})
+    {"rules": {rule_id: {"since": ts|None, "active": bool, "latch": {path: bool, path@: [value, ts]}}}}."""
     rule_states = state.setdefault("rules", {})
     out = []
     for rule in rules:
         if rule.silent_s is not None:
             continue
-        rs = rule_states.setdefault(rule.id, {"since": None, "active": False, "latch": {}})
-        holds = _holds(rule.when, values, prev, ts, rs["latch"], "w")
+        rs = rule_states.get(rule.id) or {"since": None, "active": False, "latch": {}}
+        holds = _holds(rule.when, values, ts, rs["latch"], "w")
         if holds is None:                          # nothing in this reading bears on the rule
             if rs["active"]:
                 continue
@@ -208,17 +206,19 @@ def evaluate(rules: list[Rule], state: dict, ts: float, values: dict) -> list[Tr
             if rs["active"]:
                 rs["active"] = False
                 out.append(Transition(rule, "clear", ts, values))
-    for name, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            prev[name] = [value, ts]
+        # Only what differs from a quiet rule is kept: most devices' state stays tiny.
+        if rs["active"] or rs["since"] is not None or rs["latch"]:
+            rule_states[rule.id] = rs
+        else:
+            rule_states.pop(rule.id, None)
     return out
 
 
-def _holds(cond: dict, values: dict, prev: dict, ts: float, latch: dict, path: str) -> bool | None:
+def _holds(cond: dict, values: dict, ts: float, latch: dict, path: str) -> bool | None:
     """True/False, or None when the reading says nothing about this condition."""
     for combine, reduce in (("all", all), ("any", any)):
         if combine in cond:
-            parts = [_holds(c, values, prev, ts, latch, f"{path}.{i}") for i, c in enumerate(cond[combine])]
+            parts = [_holds(c, values, ts, latch, f"{path}.{i}") for i, c in enumerate(cond[combine])]
             known = [p if p is not None else latch.get(f"{path}.{i}", False) for i, p in enumerate(parts)]
             if all(p is None for p in parts):
                 return None
@@ -231,13 +231,23 @@ def _holds(cond: dict, values: dict, prev: dict, ts: float, latch: dict, path: s
     if "equals" in cond:
         now = value == cond["equals"]             # the decoder has checked the value's type
     elif "rate_above" in cond:
-        before = prev.get(name)
-        if before is None or ts <= before[1]:
+        # Over a window of per_s, not reading to reading: a gauge reporting every second
+        # would otherwise alarm on its own noise. The reference is the first reading of the
+        # window; the rate is judged once the window is full, then the next window starts.
+        ref = latch.get(path + "@")
+        if ref is None:
+            latch[path + "@"] = [value, ts]
             return None
-        now = (value - before[0]) / (ts - before[1]) * cond["per_s"] > cond["rate_above"]
+        if ts - ref[1] < cond["per_s"]:
+            return None
+        now = (value - ref[0]) / (ts - ref[1]) * cond["per_s"] > cond["rate_above"]
+        latch[path + "@"] = [value, ts]
     elif "above" in cond:
         now = value >= cond.get("clear_below", cond["above"]) if was else value > cond["above"]
     else:
         now = value <= cond.get("clear_above", cond["below"]) if was else value < cond["below"]
-    latch[path] = now
+    if now:
+        latch[path] = True
+    else:
+        latch.pop(path, None)                      # false is the default
     return now

@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from devices import device_alarms, device_commands, partitions
 from devices.device_types import DeviceType, types_from_db
@@ -200,29 +201,27 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
         registered[r.device_id] = d
     if not by_device:
         return []
-    states = {s["device_id"]: s for s in conn.execute(
-        "SELECT device_id, ts, values, value_ts, rules FROM device_state WHERE device_id = ANY(%s)",
-        (list(by_device),))}
+    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
+        states = {device_id: (ts, values, rules) for device_id, ts, values, rules in cur.execute(
+            "SELECT device_id, ts, values, rules FROM device_state WHERE device_id = ANY(%s::text[])",
+            (list(by_device),))}
     out: list[tuple[str, Transition]] = []
     rows = []
     for device_id in sorted(by_device):
-        state = states.get(device_id) or {"ts": None, "values": {}, "value_ts": {}, "rules": {}}
-        rule_state = state["rules"]
-        values, value_ts, last = dict(state["values"]), dict(state["value_ts"]), state["ts"]
+        last, values, rule_state = states.get(device_id) or (None, {}, {})
         for r in sorted(by_device[device_id], key=lambda r: r.ts):
             if last is not None and r.ts <= last:
                 continue                            # late: stored for the chart, judged by nobody
-            epoch = r.ts.timestamp()
-            out += [(device_id, t) for t in evaluate(list(registered[device_id].rules), rule_state, epoch, r.values)]
+            out += [(device_id, t) for t in evaluate(registered[device_id].rules, rule_state, r.ts.timestamp(),
+                                                     r.values)]
             values.update(r.values)
-            value_ts.update({k: epoch for k in r.values})
             last = r.ts
-        rows.append((device_id, last, json.dumps(values), json.dumps(value_ts), json.dumps(rule_state)))
+        rows.append((device_id, last, json.dumps(values), json.dumps(rule_state)))
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO device_state (device_id, ts, values, value_ts, rules, seen_at) VALUES (%s, %s, %s, %s, %s, now())"
+            "INSERT INTO device_state (device_id, ts, values, rules, seen_at) VALUES (%s, %s, %s, %s, now())"
             " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
-            " value_ts = excluded.value_ts, rules = excluded.rules, seen_at = now()", rows)
+            " rules = excluded.rules, seen_at = now()", rows)
     _apply(conn, out, registered, desk)
     _heard_from(conn, registered)
     return out

@@ -46,7 +46,6 @@ CREATE TABLE device_state (
   device_id     text PRIMARY KEY REFERENCES device(id) ON DELETE CASCADE,
   ts            timestamptz,                         -- the newest reading judged
   values        jsonb NOT NULL DEFAULT '{}',
-  value_ts      jsonb NOT NULL DEFAULT '{}',         -- field → when it was last reported
   rules         jsonb NOT NULL DEFAULT '{}',         -- devices.rules.evaluate's state
   online        boolean,                             -- from the status topic (birth / last will)
   status_at     timestamptz,

@@ -44,6 +44,11 @@ def test_equals_and_a_reading_without_the_field_changes_nothing():
         ("raise", 1), ("clear", 3)]
 
 
+def test_a_noisy_gauge_does_not_trip_the_rate_rule():
+    r = rule(when={"field": "depth_cm", "rate_above": 5, "per_s": 60})
+    assert run(r, [(t, {"depth_cm": 3.0 * (t % 2)}) for t in range(300)]) == []      # 0, 3, 0, 3 … every second
+
+
 def test_rate_of_change_per_minute():
     r = rule(when={"field": "depth_cm", "rate_above": 5, "per_s": 60})
     readings = [(0, {"depth_cm": 0}), (60, {"depth_cm": 4}), (120, {"depth_cm": 10}), (180, {"depth_cm": 12})]
