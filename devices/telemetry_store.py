@@ -217,11 +217,17 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
             values.update(r.values)
             last = r.ts
         rows.append((device_id, last, json.dumps(values), json.dumps(rule_state)))
+    # Thousands of states per batch: COPYed to a staging table and upserted in one statement.
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS device_state_in (device_id text, ts timestamptz, values jsonb,"
+                 " rules jsonb) ON COMMIT DELETE ROWS")
     with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO device_state (device_id, ts, values, rules, seen_at) VALUES (%s, %s, %s, %s, now())"
-            " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
-            " rules = excluded.rules, seen_at = now()", rows)
+        with cur.copy("COPY device_state_in (device_id, ts, values, rules) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute("INSERT INTO device_state (device_id, ts, values, rules, seen_at)"
+                    " SELECT device_id, ts, values, rules, now() FROM device_state_in"
+                    " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
+                    " rules = excluded.rules, seen_at = now()")
     _apply(conn, out, registered, desk)
     _heard_from(conn, registered)
     return out
