@@ -99,6 +99,18 @@ def start_worker(url: str, broker_port: int, name: str, log: Path) -> subprocess
                                 stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
 
 
+def stop_all(workers: list[subprocess.Popen], broker: MosquittoBroker) -> None:
+    """Stop the worker processes and the broker, and remove the broker's folder."""
+    for w in workers:
+        w.terminate()
+        try:
+            w.wait(10)
+        except subprocess.TimeoutExpired:
+            w.kill()
+    broker.stop()
+    shutil.rmtree(broker.directory, ignore_errors=True)
+
+
 def warnings_in(logs: list[Path]) -> list[str]:
     return [line for log in logs for line in log.read_text(errors="replace").splitlines()
             if " WARNING " in line or " ERROR " in line]
@@ -293,14 +305,7 @@ def main() -> None:
                       f" max {max(loaded):.0f} ms ({len(loaded)}/{probes} alarms)  | baseline idle: p50"
                       f" {pct(idle, 50):.0f} ms, p99 {pct(idle, 99):.0f} ms  | target p99 ≤ 1,000 ms")
         finally:
-            for w in workers:
-                w.terminate()
-                try:
-                    w.wait(10)
-                except subprocess.TimeoutExpired:
-                    w.kill()
-            broker.stop()
-            shutil.rmtree(broker.directory, ignore_errors=True)
+            stop_all(workers, broker)
 
 
 if __name__ == "__main__":

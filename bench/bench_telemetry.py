@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import pickle
 import random
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -28,8 +27,8 @@ import time
 from pathlib import Path
 
 from _stack import throwaway_postgres
-from bench_ingest import (count, pct, publish_process, rss_mb, start_worker, track_commit_times, wait_until,
-                          warnings_in)
+from bench_ingest import (count, pct, publish_process, rss_mb, start_worker, stop_all, track_commit_times,
+                          wait_until, warnings_in)
 
 import psycopg
 
@@ -215,14 +214,7 @@ def main() -> None:
                       f" max {max(loaded):.0f} ms ({len(loaded)}/{args.probes} alarms)  | baseline idle: p50"
                       f" {pct(idle, 50):.0f} ms, p99 {pct(idle, 99):.0f} ms  | target p99 ≤ 500 ms")
         finally:
-            for w in workers:
-                w.terminate()
-                try:
-                    w.wait(10)
-                except subprocess.TimeoutExpired:
-                    w.kill()
-            broker.stop()
-            shutil.rmtree(broker.directory, ignore_errors=True)
+            stop_all(workers, broker)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from devices.pipeline import new_writer
 from devices.registry import add_unit
 from devices.shifts import add_shift
 from devices.store import Batch, Received, write
-from gis.db import connect, prepare_app_session
+from gis.db import connect
 from workflows.notify import LIVE_CHANNEL
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -23,14 +23,6 @@ T0 = NOW - dt.timedelta(hours=1)
 INSIDE = (113.3405, 27.0005)          # grid 430223001001001 of the tiny city
 INSIDE_2 = (113.3415, 27.0005)        # its neighbour, ~100 m east
 OUTSIDE = (113.3425, 27.0005)         # ~200 m east: the next community's grid
-
-
-@pytest.fixture
-def app_conn(settings, tiny_city):
-    """The connection the ingest worker has: the application role, not the owner."""
-    with connect(settings.database_url) as conn:
-        prepare_app_session(conn, settings.db_app_role)
-        yield conn
 
 
 @pytest.fixture

@@ -5,21 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pytest
 
 from devices.decoders.telemetry import decode
 from devices.device_registry import NewDevice, add_device
 from devices.device_sweep import DeviceSweeper
 from devices.store import Received
 from devices.telemetry_store import TelemetryWriter, write_telemetry
-from gis.db import connect, prepare_app_session
-
-
-@pytest.fixture
-def app_conn(settings, tiny_city):
-    with connect(settings.database_url) as conn:
-        prepare_app_session(conn, settings.db_app_role)
-        yield conn
 
 
 def sweep(conn, writer, sweeper=None):

@@ -14,18 +14,10 @@ from devices.device_registry import NewDevice, add_device
 from devices.fix import DecodeError, Reading
 from devices.store import Received
 from devices.telemetry_store import TelemetryWriter, write_telemetry
-from gis.db import connect, prepare_app_session
 from workflows.notify import LIVE_CHANNEL
 
 COVER = "4302230101000001"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-
-
-@pytest.fixture
-def app_conn(settings, tiny_city):
-    with connect(settings.database_url) as conn:
-        prepare_app_session(conn, settings.db_app_role)
-        yield conn
 
 
 @pytest.fixture
