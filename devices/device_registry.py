@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from gis.db import audit, department_id
-from gis.errors import Conflict, Invalid
+from gis.errors import Conflict, Invalid, NotFound
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PBKDF2_ITERATIONS = 101          # mosquitto_passwd's own setting (mosquitto 2.0)
@@ -118,3 +118,24 @@ def insert_device(conn: psycopg.Connection, d: NewDevice) -> dict:
     except psycopg.errors.UniqueViolation as e:
         what = "username" if "username" in (e.diag.constraint_name or "") else "id"
         raise Conflict(f"device {d.device_id}: a device with this {what} is already registered") from None
+
+
+def set_rule_overrides(conn: psycopg.Connection, device_id: str, overrides: dict, *, actor: str,
+                       actor_id: int | None = None) -> list[dict]:
+    """Replace a device's rule overrides ({rule_id: rule or {"enabled": false}}), checked
+    against its type's fields; the ingest workers take them at their next registry reload
+    (within a minute), no restart. Returns the device's rules as they now apply."""
+    from devices.device_types import types_from_db
+    from devices.rules import merge_overrides
+
+    with conn.transaction():
+        row = conn.execute("SELECT type_code, rules FROM device WHERE id = %s FOR UPDATE", (device_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"device {device_id} does not exist")
+        kind = types_from_db(conn)[row["type_code"]]
+        rules = merge_overrides(list(kind.rules), overrides, kind.fields, f"device {device_id}")
+        conn.execute("UPDATE device SET rules = %s WHERE id = %s", (json.dumps(overrides, ensure_ascii=False), device_id))
+        audit(conn, actor=actor, actor_id=actor_id, action="device.rules", entity="device", entity_id=device_id,
+              detail={"before": row["rules"], "after": overrides})
+    return [{"id": r.id, "name": r.name, "severity": r.severity, "when": r.when, "for_s": r.for_s,
+             "part_status": r.part_status, "case": r.case} for r in rules]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from command.auth import User, require
 from command.deps import db
 from devices import device_alarms, device_commands
-from devices.device_registry import NewDevice, add_device
+from devices.device_registry import NewDevice, add_device, set_rule_overrides
 from gis.errors import NotFound
 from gis.geojson import area_condition
 
@@ -188,3 +188,12 @@ def list_commands(device_id: DeviceId, user: Reader, conn=Depends(db), limit: in
     return conn.execute("SELECT id, device_id, name, params, status, created_by, created_at, deadline, sent_at,"
                         " answered_at, result FROM device_command WHERE device_id = %s ORDER BY id DESC LIMIT %s",
                         (device_id, limit)).fetchall()
+
+
+@router.put("/api/devices/{device_id}/rules")
+def put_rule_overrides(device_id: DeviceId, overrides: dict, user: Manager, conn=Depends(db)):
+    """Replace the device's rule overrides: `{"rule_id": {…the rule's keys to change…}}` or
+    `{"rule_id": {"enabled": false}}`, or a new rule of its own. Checked against the type's
+    fields; the workers apply it within a minute, without a restart. Answers the rules that now apply."""
+    _device(conn, user, device_id)
+    return set_rule_overrides(conn, device_id, overrides, actor=user.username, actor_id=user.id)

@@ -105,3 +105,24 @@ def test_commands_are_checked_against_the_catalog_and_time_out(client, db, login
     assert time_out(db) == 1
     log = client.get("/api/devices/SL-1/commands", headers=operator).json()
     assert [(c["name"], c["status"]) for c in log] == [("switch", "timed_out")]
+
+
+def test_rules_are_overridden_per_device_through_the_api(client, db, login, tiny_city):
+    from devices.telemetry_store import DeviceRegistry
+    add_device(db, NewDevice("WL-1", "waterlogging_gauge", 113.3425, 27.0005), actor="test")
+    admin = login("admin")
+    r = client.put("/api/devices/WL-1/rules", headers=admin, json={
+        "waterlogged": {"when": {"field": "depth_cm", "above": 25, "clear_below": 20}},
+        "rising_fast": {"enabled": False}})
+    assert r.status_code == 200, r.text
+    assert {x["id"]: x["when"] for x in r.json()}["waterlogged"] == {"field": "depth_cm", "above": 25, "clear_below": 20}
+    assert "rising_fast" not in {x["id"] for x in r.json()}
+    registry = DeviceRegistry()
+    registry.load(db)                                             # what a worker's next reload sees
+    assert {x.id for x in registry.devices["WL-1"].rules} == {"waterlogged", "deep_water", "silent"}
+    bad = client.put("/api/devices/WL-1/rules", headers=admin, json={"waterlogged": {"when": {"field": "depth_m",
+                                                                                              "above": 1}}})
+    assert bad.status_code == 422 and "field 'depth_m' is not one this type reports" in bad.json()["message"]
+    assert client.put("/api/devices/WL-1/rules", headers=login("operator"), json={}).status_code == 403
+    assert [r["action"] for r in db.execute("SELECT action FROM audit_log WHERE entity = 'device' AND"
+                                            " action = 'device.rules'")] == ["device.rules"]
