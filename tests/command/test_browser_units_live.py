@@ -16,7 +16,8 @@ from devices.registry import add_unit
 from devices.shifts import add_shift
 from tests.command.test_browser_map import live_server, page  # noqa: F401 (fixtures)
 from tests.conftest import PASSWORD
-from tests.devices.test_alarms import INSIDE, INSIDE_2, app_conn, push  # noqa: F401 (fixture)
+from tests.devices.conftest import app_conn  # noqa: F401 (fixture)
+from tests.devices.test_alarms import INSIDE, INSIDE_2, push
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 20000
