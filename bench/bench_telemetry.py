@@ -159,7 +159,7 @@ def main() -> None:
                 migrate.migrate(conn)
                 seed_devices(conn, args.devices)
                 now = dt.datetime.now(dt.timezone.utc)
-                partitions.ensure_telemetry(conn, partitions.local_day(now))
+                partitions.ensure(conn, partitions.local_day(now), "telemetry")
             base = now - dt.timedelta(seconds=args.rounds + 60)
             rows = readings(gauges(args.active), args.rounds, base)
             print(f"{len(rows):,} telemetry messages from {args.active:,} of {args.devices:,} registered devices;"

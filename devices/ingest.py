@@ -192,7 +192,7 @@ class IngestWorker:
             prepare_app_session(self._conn, self.settings.db_app_role)
             self.writer.directory.load(self._conn)
             self.writer.partitions = partitions.PartitionKeeper()
-            self.telemetry.partitions = partitions.PartitionKeeper(partitions.ensure_telemetry)
+            self.telemetry.partitions = partitions.PartitionKeeper("telemetry")
             self.telemetry.registry.load(self._conn)
         return self._conn
 
@@ -382,10 +382,9 @@ class IngestWorker:
         try:
             conn = self._db()
             today = partitions.local_day(dt.datetime.now(dt.timezone.utc))
-            partitions.ensure(conn, today)
-            partitions.ensure_telemetry(conn, today)
             for table, days in (("position", self.settings.position_retention_days),
                                 ("telemetry", self.settings.telemetry_retention_days)):
+                partitions.ensure(conn, today, table)
                 dropped = partitions.drop_expired(conn, today, days, table)
                 if dropped:
                     log.info("dropped %d %s partition(s) past the %d-day retention", dropped, table, days)

@@ -20,41 +20,34 @@ def local_day(t: dt.datetime) -> dt.date:
     return t.astimezone(LOCAL_TZ).date()
 
 
-def ensure(conn: psycopg.Connection, today: dt.date) -> int:
-    """Make the partitions from MAX_AGE ago to DAYS_AHEAD ahead; returns how many were new."""
+def ensure(conn: psycopg.Connection, today: dt.date, table: str = "position") -> int:
+    """Make the `table`'s partitions from MAX_AGE ago to DAYS_AHEAD ahead; returns how many were new."""
     first = today - dt.timedelta(days=MAX_AGE.days + 1)
     last = today + dt.timedelta(days=DAYS_AHEAD)
-    return conn.execute("SELECT ensure_position_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
-
-
-def ensure_telemetry(conn: psycopg.Connection, today: dt.date) -> int:
-    first = today - dt.timedelta(days=MAX_AGE.days + 1)
-    last = today + dt.timedelta(days=DAYS_AHEAD)
-    return conn.execute("SELECT ensure_telemetry_partitions(%s, %s) AS made", (first, last)).fetchone()["made"]
+    return conn.execute("SELECT ensure_day_partitions(%s, %s, %s) AS made", (table, first, last)).fetchone()["made"]
 
 
 def drop_expired(conn: psycopg.Connection, today: dt.date, retention_days: int, table: str = "position") -> int:
-    """Drop the `table`'s (position or telemetry) day partitions older than the retention."""
+    """Drop the `table`'s day partitions older than the retention."""
     if retention_days < MIN_RETENTION_DAYS:
         raise ValueError(f"{table} retention must be at least {MIN_RETENTION_DAYS} days"
                          f" (readings up to {MAX_AGE.days} days old are still accepted)")
-    function = {"position": "drop_position_partitions_before", "telemetry": "drop_telemetry_partitions_before"}[table]
-    return conn.execute(f"SELECT {function}(%s) AS dropped",
-                        (today - dt.timedelta(days=retention_days),)).fetchone()["dropped"]
+    return conn.execute("SELECT drop_day_partitions_before(%s, %s) AS dropped",
+                        (table, today - dt.timedelta(days=retention_days))).fetchone()["dropped"]
 
 
 class PartitionKeeper:
     """Remembers which days are known to have partitions, so the database is asked only
     when a batch holds a fix for a day not seen before."""
 
-    def __init__(self, make=None) -> None:
+    def __init__(self, table: str = "position") -> None:
         self._ready: set[dt.date] = set()
-        self._make = make or ensure           # ensure (positions) or ensure_telemetry
+        self.table = table
 
     def cover(self, conn: psycopg.Connection, days: set[dt.date]) -> None:
         """Make sure the days have partitions (inside the caller's transaction)."""
         for day in days - self._ready:
-            self._make(conn, day)
+            ensure(conn, day, self.table)
 
     def committed(self, days: set[dt.date]) -> None:
         """The transaction that covered these days has committed: their partitions exist for

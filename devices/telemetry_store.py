@@ -94,8 +94,7 @@ class TelemetryWriter:
     registry: DeviceRegistry = field(default_factory=DeviceRegistry)
     desk: CaseDesk | None = None              # opens the cases alarm rules ask for (none: alarms only)
     errors: int = 0                           # batches whose judging failed (counted as handler errors)
-    partitions: partitions.PartitionKeeper = field(
-        default_factory=lambda: partitions.PartitionKeeper(partitions.ensure_telemetry))
+    partitions: partitions.PartitionKeeper = field(default_factory=lambda: partitions.PartitionKeeper("telemetry"))
 
 
 @dataclass

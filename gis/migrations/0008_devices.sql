@@ -90,22 +90,27 @@ CREATE TABLE device_alarm_comment (
 );
 CREATE INDEX device_alarm_comment_idx ON device_alarm_comment (alarm_id, at);
 
--- Daily telemetry partitions, made and dropped by the application role through these
--- owner's functions (as for positions); one lock so two workers take turns.
-CREATE FUNCTION ensure_telemetry_partitions(first_day date, last_day date) RETURNS integer
+-- Daily partitions of position and telemetry, made and dropped by the application role
+-- through these owner's functions (one pair for both tables: the ones 0005/0006 made for
+-- positions alone are replaced). One lock per table, so two processes making the same day
+-- take turns (the key for position is the one 0006 used).
+CREATE FUNCTION ensure_day_partitions(parent text, first_day date, last_day date) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   d date;
   made integer := 0;
 BEGIN
+  IF parent NOT IN ('position', 'telemetry') THEN
+    RAISE EXCEPTION 'no daily partitions for table %', parent;
+  END IF;
   IF last_day - first_day > 366 THEN
     RAISE EXCEPTION 'at most a year of partitions at once';
   END IF;
-  PERFORM pg_advisory_xact_lock(hashtext('citygrid.telemetry_partitions'));
+  PERFORM pg_advisory_xact_lock(hashtext(format('citygrid.%s_partitions', parent)));
   FOR d IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
-    IF to_regclass(format('telemetry_%s', to_char(d, 'YYYYMMDD'))) IS NULL THEN
-      EXECUTE format('CREATE TABLE %I PARTITION OF telemetry FOR VALUES FROM (%L) TO (%L)',
-                     format('telemetry_%s', to_char(d, 'YYYYMMDD')),
+    IF to_regclass(format('%s_%s', parent, to_char(d, 'YYYYMMDD'))) IS NULL THEN
+      EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                     format('%s_%s', parent, to_char(d, 'YYYYMMDD')), parent,
                      d::timestamp AT TIME ZONE 'Asia/Shanghai',
                      (d + 1)::timestamp AT TIME ZONE 'Asia/Shanghai');
       made := made + 1;
@@ -114,21 +119,26 @@ BEGIN
   RETURN made;
 END $$;
 
-CREATE FUNCTION drop_telemetry_partitions_before(keep_from date) RETURNS integer
+CREATE FUNCTION drop_day_partitions_before(parent text, keep_from date) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   part record;
   dropped integer := 0;
 BEGIN
+  IF parent NOT IN ('position', 'telemetry') THEN
+    RAISE EXCEPTION 'no daily partitions for table %', parent;
+  END IF;
   FOR part IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = 'telemetry'::regclass AND c.relname ~ '^telemetry_[0-9]{8}$'
-                AND to_date(substr(c.relname, 11), 'YYYYMMDD') < keep_from LOOP
+              WHERE i.inhparent = parent::regclass AND c.relname ~ ('^' || parent || '_[0-9]{8}$')
+                AND to_date(right(c.relname, 8), 'YYYYMMDD') < keep_from LOOP
     EXECUTE format('DROP TABLE %I', part.relname);
     dropped := dropped + 1;
   END LOOP;
   RETURN dropped;
 END $$;
-REVOKE ALL ON FUNCTION ensure_telemetry_partitions(date, date) FROM PUBLIC;
-REVOKE ALL ON FUNCTION drop_telemetry_partitions_before(date) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ensure_telemetry_partitions(date, date) TO citygrid_app;
-GRANT EXECUTE ON FUNCTION drop_telemetry_partitions_before(date) TO citygrid_app;
+REVOKE ALL ON FUNCTION ensure_day_partitions(text, date, date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION drop_day_partitions_before(text, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ensure_day_partitions(text, date, date) TO citygrid_app;
+GRANT EXECUTE ON FUNCTION drop_day_partitions_before(text, date) TO citygrid_app;
+DROP FUNCTION ensure_position_partitions(date, date);
+DROP FUNCTION drop_position_partitions_before(date);

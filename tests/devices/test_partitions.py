@@ -88,3 +88,13 @@ def test_a_batch_and_the_partition_upkeep_at_the_same_moment_take_turns(db, sett
         writer.join(30)
     assert "error" not in outcome, outcome.get("error")
     assert made == 11 and len(outcome["written"].stored) == 1
+
+
+def test_telemetry_has_its_day_partitions_too_and_no_other_table_does(db):
+    import psycopg
+    prepare_app_session(db, "citygrid_app")
+    today = dt.date(2026, 3, 2)
+    assert partitions.ensure(db, today, "telemetry") == 11
+    assert partitions.drop_expired(db, dt.date(2026, 3, 20), retention_days=17, table="telemetry") == 9
+    with pytest.raises(psycopg.errors.RaiseException, match="no daily partitions for table audit_log"):
+        partitions.ensure(db, today, "audit_log")
