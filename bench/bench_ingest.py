@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _mqtt_load import LoadPublisher
@@ -139,18 +140,18 @@ def track_commit_times(stack) -> None:
     stack.cluster.start(fast=not stack.durable)
 
 
-def warm_up(conn, port: int, workers: int, unit: int, base: dt.datetime) -> None:
-    """Fixes of one unit until every worker has stored one (each has then loaded the shifts
-    and devices and is subscribed), so that the clock measures ingest, not start-up."""
+def warm_up(conn, port: int, workers: int, message: Callable[[int], tuple[str, bytes]]) -> None:
+    """message(k) until every worker has stored one (each has then loaded what it needs and
+    is subscribed), so that the clock measures ingest, not start-up."""
     pub = Publisher("127.0.0.1", port)
     try:
         for k in range(600):
-            pub.publish(*native(unit, base - dt.timedelta(seconds=600 - k), *walk(unit, k)))
+            pub.publish(*message(k))
             pub.flush(5)
             if count(conn, "SELECT count(*) AS n FROM ingest_worker WHERE stored > 0") >= workers:
                 return
             time.sleep(0.1)
-        raise RuntimeError("the ingest workers did not all store a fix within a minute")
+        raise RuntimeError("the ingest workers did not all store a message within a minute")
     finally:
         pub.close()
 
@@ -189,31 +190,34 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 class AlarmClock:
-    """Listens on the live bus and notes when each unit's SOS alarm arrives."""
+    """Listens on the live bus and notes when each probe's alarm arrives; key_of(message)
+    names the probe an alarm belongs to (None: not a probe's alarm)."""
 
-    def __init__(self, url: str):
-        self.arrived: dict[int, float] = {}
+    def __init__(self, url: str, key_of: Callable[[dict], object]):
+        self.arrived: dict = {}
+        self.key_of = key_of
         self.conn = psycopg.connect(url, autocommit=True)
         self.conn.execute(f"LISTEN {LIVE}")
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.stop = False
-        self.thread.start()
+        threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         while not self.stop:
             for n in self.conn.notifies(timeout=0.2):
-                msg = json.loads(n.payload)
-                if msg.get("kind") == "unit_alarm" and msg.get("alarm") == "sos" and msg.get("state") == "raised":
-                    self.arrived.setdefault(msg["unit_id"], time.time())
+                key = self.key_of(json.loads(n.payload))
+                if key is not None:
+                    self.arrived.setdefault(key, time.time())
 
 
-def probe_latency(url: str, port: int, probe_units: list[int], clock: AlarmClock, interval: float) -> list[float]:
-    """One SOS per probe unit, `interval` apart; ms from handing it to the broker to the alarm on the bus."""
+def probe_latency(port: int, probes: list, message: Callable[[object], tuple[str, bytes]], clock: AlarmClock,
+                  interval: float) -> list[float]:
+    """One alarming message per probe, `interval` apart; ms from handing it to the broker to
+    its alarm on the bus."""
     pub = Publisher("127.0.0.1", port)
-    sent: dict[int, float] = {}
-    for u in probe_units:
-        topic, payload = native(u, dt.datetime.now(dt.timezone.utc), *walk(u, 0), sos=True)
-        sent[u] = time.time()
+    sent = {}
+    for key in probes:
+        topic, payload = message(key)
+        sent[key] = time.time()
         pub.publish(topic, payload)
         time.sleep(interval)
     pub.flush(30)
@@ -221,7 +225,16 @@ def probe_latency(url: str, port: int, probe_units: list[int], clock: AlarmClock
     while len(clock.arrived.keys() & sent.keys()) < len(sent) and time.monotonic() < end:
         time.sleep(0.05)
     pub.close()
-    return [(clock.arrived[u] - sent[u]) * 1000 for u in sent if u in clock.arrived]
+    return [(clock.arrived[k] - sent[k]) * 1000 for k in sent if k in clock.arrived]
+
+
+def sos_alarm(msg: dict) -> int | None:
+    return msg["unit_id"] if (msg.get("kind") == "unit_alarm" and msg.get("alarm") == "sos"
+                              and msg.get("state") == "raised") else None
+
+
+def sos(unit: int) -> tuple[str, bytes]:
+    return native(unit, dt.datetime.now(dt.timezone.utc), *walk(unit, 0), sos=True)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -259,7 +272,8 @@ def main() -> None:
             logs = [stack.home / f"bench-{i}.log" for i in range(args.workers)]
             workers = [start_worker(stack.url, broker.port, f"bench-{i}", log) for i, log in enumerate(logs)]
             with connect(stack.url) as watch:
-                warm_up(watch, broker.port, args.workers, args.units + 1, base)
+                warm_up(watch, broker.port, args.workers, lambda k: native(
+                    args.units + 1, base - dt.timedelta(seconds=600 - k), *walk(args.units + 1, k)))
                 burst_sql = "SELECT count(*) AS n FROM position WHERE device <> %s" % f"'unit:{args.units + 1}'"
                 messages = [native(u, ft, lon, lat) for u, ft, lon, lat in rows]
                 path = stack.home / "burst.pickle"
@@ -287,17 +301,16 @@ def main() -> None:
                 print(f"worker memory with {args.units + 2 * probes:,} units: RSS {rss:.0f} MB (peak {peak:.0f} MB)"
                       f"  | target ≤ 300 MB")
 
-                clock = AlarmClock(stack.url)
-                idle = probe_latency(stack.url, broker.port, list(range(args.units + 1, args.units + 1 + probes // 4)),
+                clock = AlarmClock(stack.url, sos_alarm)
+                idle = probe_latency(broker.port, list(range(args.units + 1, args.units + 1 + probes // 4)), sos,
                                      clock, 0.05)
                 background = [native(u, ft + dt.timedelta(seconds=args.rounds), lon, lat) for u, ft, lon, lat in rows]
                 path.write_bytes(pickle.dumps(background))
                 bg = publish_process(broker.port, path, 5000)
                 bg.stdout.readline()
                 time.sleep(2)
-                loaded = probe_latency(stack.url, broker.port,
-                                       list(range(args.units + 1 + probes, args.units + 1 + 2 * probes)), clock,
-                                       min(0.1, len(rows) / 5000 / probes / 2))
+                loaded = probe_latency(broker.port, list(range(args.units + 1 + probes, args.units + 1 + 2 * probes)),
+                                       sos, clock, min(0.1, len(rows) / 5000 / probes / 2))
                 bg.terminate()
                 bg.wait()
                 clock.stop = True

@@ -22,24 +22,21 @@ import pickle
 import random
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from _stack import throwaway_postgres
-from bench_ingest import (count, pct, publish_process, rss_mb, start_worker, stop_all, track_commit_times,
-                          wait_until, warnings_in)
+from bench_ingest import (AlarmClock, count, pct, probe_latency, publish_process, rss_mb, start_worker, stop_all,
+                          track_commit_times, wait_until, warm_up, warnings_in)
 
 import psycopg
 
 from command.services import MosquittoBroker, free_port
 from devices import partitions
 from devices.device_types import load_types, read_types
-from devices.mqtt import Publisher
 from gis import migrate
 from gis.db import connect
 
-LIVE = "citygrid_live"
 GAUGES = "SELECT count(*) AS n FROM telemetry WHERE device_id LIKE 'WL-%%'"
 
 
@@ -93,52 +90,12 @@ def raw_copy(url: str, rows: list) -> float:
     return len(rows) / seconds
 
 
-def warm_up(conn, port: int, workers: int) -> None:
-    pub = Publisher("127.0.0.1", port)
-    try:
-        for k in range(600):
-            pub.publish(*message("MC-10", dt.datetime.now(dt.timezone.utc), {"open": False}))
-            pub.flush(5)
-            if count(conn, "SELECT count(*) AS n FROM ingest_worker WHERE stored > 0") >= workers:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("the ingest workers did not all store a reading within a minute")
-    finally:
-        pub.close()
+def cover_alarm(msg: dict) -> str | None:
+    return msg["device_id"] if msg.get("kind") == "device_alarm" and msg.get("state") == "raised" else None
 
 
-class AlarmClock:
-    """Listens on the live bus and notes when each cover's alarm arrives."""
-
-    def __init__(self, url: str):
-        self.arrived: dict[str, float] = {}
-        self.conn = psycopg.connect(url, autocommit=True)
-        self.conn.execute(f"LISTEN {LIVE}")
-        self.stop = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self.stop:
-            for n in self.conn.notifies(timeout=0.2):
-                msg = json.loads(n.payload)
-                if msg.get("kind") == "device_alarm" and msg.get("state") == "raised":
-                    self.arrived.setdefault(msg["device_id"], time.time())
-
-
-def probe_latency(port: int, covers: list[str], clock: AlarmClock, interval: float) -> list[float]:
-    pub = Publisher("127.0.0.1", port)
-    sent = {}
-    for d in covers:
-        topic, payload = message(d, dt.datetime.now(dt.timezone.utc), {"open": True})
-        sent[d] = time.time()
-        pub.publish(topic, payload)
-        time.sleep(interval)
-    pub.flush(30)
-    end = time.monotonic() + 30
-    while len(clock.arrived.keys() & sent.keys()) < len(sent) and time.monotonic() < end:
-        time.sleep(0.05)
-    pub.close()
-    return [(clock.arrived[d] - sent[d]) * 1000 for d in sent if d in clock.arrived]
+def cover_lifted(device: str) -> tuple[str, bytes]:
+    return message(device, dt.datetime.now(dt.timezone.utc), {"open": True})
 
 
 def main() -> None:
@@ -169,7 +126,8 @@ def main() -> None:
             logs = [stack.home / f"bench-{i}.log" for i in range(args.workers)]
             workers = [start_worker(stack.url, broker.port, f"bench-{i}", log) for i, log in enumerate(logs)]
             with connect(stack.url) as watch:
-                warm_up(watch, broker.port, args.workers)
+                warm_up(watch, broker.port, args.workers,
+                        lambda k: message("MC-10", dt.datetime.now(dt.timezone.utc), {"open": False}))
                 path = stack.home / "burst.pickle"
                 path.write_bytes(pickle.dumps([message(*r) for r in rows]))
                 pub = publish_process(broker.port, path, 0)
@@ -197,15 +155,15 @@ def main() -> None:
                 print(f"worker memory with {args.devices:,} registered devices: RSS {rss:.0f} MB (peak {peak:.0f} MB)"
                       f"  | target ≤ 500 MB")
 
-                clock = AlarmClock(stack.url)
+                clock = AlarmClock(stack.url, cover_alarm)
                 covers = [f"MC-{10 * i}" for i in range(2, 2 + 2 * args.probes)]
-                idle = probe_latency(broker.port, covers[:args.probes // 4], clock, 0.05)
+                idle = probe_latency(broker.port, covers[:args.probes // 4], cover_lifted, clock, 0.05)
                 later = base + dt.timedelta(seconds=args.rounds)
                 path.write_bytes(pickle.dumps([message(d, t + (later - base), v) for d, t, v in rows]))
                 bg = publish_process(broker.port, path, 5000)
                 bg.stdout.readline()
                 time.sleep(2)
-                loaded = probe_latency(broker.port, covers[args.probes:], clock,
+                loaded = probe_latency(broker.port, covers[args.probes:], cover_lifted, clock,
                                        min(0.1, len(rows) / 5000 / args.probes / 2))
                 bg.terminate()
                 bg.wait()
