@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from devices.device_types import types_from_db
+from devices.rules import merge_overrides
 from gis.db import audit, department_id
 from gis.errors import Conflict, Invalid, NotFound
 
@@ -125,9 +127,6 @@ def set_rule_overrides(conn: psycopg.Connection, device_id: str, overrides: dict
     """Replace a device's rule overrides ({rule_id: rule or {"enabled": false}}), checked
     against its type's fields; the ingest workers take them at their next registry reload
     (within a minute), no restart. Returns the device's rules as they now apply."""
-    from devices.device_types import types_from_db
-    from devices.rules import merge_overrides
-
     with conn.transaction():
         row = conn.execute("SELECT type_code, rules FROM device WHERE id = %s FOR UPDATE", (device_id,)).fetchone()
         if row is None:
