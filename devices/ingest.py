@@ -38,7 +38,7 @@ import json
 
 import psycopg
 
-from devices import mqtt, partitions
+from devices import mqtt, partitions, telemetry_history
 from devices.decoders import native, owntracks, telemetry
 from devices.fix import DecodeError
 from devices.device_sweep import DeviceSweeper
@@ -382,12 +382,16 @@ class IngestWorker:
         try:
             conn = self._db()
             today = partitions.local_day(dt.datetime.now(dt.timezone.utc))
-            for table, days in (("position", self.settings.position_retention_days),
-                                ("telemetry", self.settings.telemetry_retention_days)):
-                partitions.ensure(conn, today, table)
-                dropped = partitions.drop_expired(conn, today, days, table)
-                if dropped:
-                    log.info("dropped %d %s partition(s) past the %d-day retention", dropped, table, days)
+            partitions.ensure(conn, today, "position")
+            partitions.ensure(conn, today, "telemetry")
+            days = self.settings.position_retention_days
+            dropped = partitions.drop_expired(conn, today, days, "position")
+            if dropped:
+                log.info("dropped %d position partition(s) past the %d-day retention", dropped, days)
+            done = telemetry_history.downsample(conn, today, raw_days_kept=self.settings.telemetry_raw_days,
+                                                hourly_days_kept=self.settings.telemetry_retention_days)
+            if any(done.values()):
+                log.info("telemetry downsampled: %s", done)
         except psycopg.OperationalError:
             self._drop_connection()
         except psycopg.Error:

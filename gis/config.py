@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     ingest_share_group: str = "citygrid-ingest"   # MQTT shared-subscription group of the workers
     osmand_port: int | None = None           # also serve /osmand on this port (Traccar Client: 5055)
     position_retention_days: int = 90        # daily position partitions older than this are dropped
-    telemetry_retention_days: int = 180      # daily telemetry partitions older than this are dropped
+    telemetry_raw_days: int = 30             # raw readings this old are rolled up into hourly rows (降采样) …
+    telemetry_retention_days: int = 400      # … and the hourly rows kept this long
     device_alarm_escalate_minutes: int = 15  # a device alarm nobody acknowledged → shift leads are told
     ingest_batch_max: int = 5000             # messages per database transaction, at most …
     ingest_batch_wait_ms: int = 50           # … or what arrived within this time

@@ -5,6 +5,7 @@ owns, anyone else the devices inside their area. A device out of sight answers 4
 that does not exist; its alarms are out of sight with it."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -12,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from command.auth import User, require
 from command.deps import db
-from devices import device_alarms, device_commands
+from devices import device_alarms, device_commands, telemetry_history
 from devices.device_registry import NewDevice, add_device, set_rule_overrides
-from gis.errors import NotFound
+from gis.errors import Invalid, NotFound
 from gis.geojson import area_condition
 
 router = APIRouter(tags=["devices"])
@@ -102,6 +103,29 @@ def create_device(new: DeviceIn, user: Manager, conn=Depends(db)):
 @router.get("/api/devices/{device_id}")
 def get_device(device_id: DeviceId, user: Reader, conn=Depends(db)):
     return _device(conn, user, device_id)
+
+
+@router.get("/api/devices/{device_id}/telemetry")
+def device_telemetry(device_id: DeviceId, user: Reader, conn=Depends(db),
+                     field: str | None = Query(default=None, max_length=40, description="one field of the type, or all"),
+                     since: dt.datetime | None = Query(default=None, description="ISO time (default: 24 h before until)"),
+                     until: dt.datetime | None = Query(default=None, description="ISO time (default: now)"),
+                     resolution: Literal["auto", "raw", "hour"] = "auto"):
+    """Recent telemetry for a chart, oldest first: the readings themselves (`raw`), or buckets
+    with the average as `values` and `min`, `max`, `n` beside it (`hour`, or `{N}s` when `auto`
+    finds more than 2,000 readings in the window). Older than the raw retention, only hours."""
+    device = _device(conn, user, device_id)
+    until = until or dt.datetime.now(dt.timezone.utc)
+    since = since or until - dt.timedelta(hours=24)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Invalid("since and until need a time zone, e.g. 2026-11-22T08:00:00+08:00")
+    if not since < until or until - since > dt.timedelta(days=400):
+        raise Invalid("the window must run forwards and be at most 400 days long")
+    if field is not None:
+        fields = conn.execute("SELECT fields FROM device_type WHERE code = %s", (device["type"],)).fetchone()["fields"]
+        if field not in fields:
+            raise Invalid(f"a {device['type']} has no field {field!r}; it has {', '.join(sorted(fields))}")
+    return telemetry_history.history(conn, device_id, since, until, field=field, resolution=resolution)
 
 
 @router.get("/api/alarms")

@@ -2,7 +2,12 @@
 alarm list's contract (GET /api/alarms?state=active)."""
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
+
 from devices.device_registry import NewDevice, add_device
+from tests.devices.test_telemetry_history import _readings
 
 COVER = "4302230101000001"
 
@@ -126,3 +131,44 @@ def test_rules_are_overridden_per_device_through_the_api(client, db, login, tiny
     assert client.put("/api/devices/WL-1/rules", headers=login("operator"), json={}).status_code == 403
     assert [r["action"] for r in db.execute("SELECT action FROM audit_log WHERE entity = 'device' AND"
                                             " action = 'device.rules'")] == ["device.rules"]
+
+
+def _cover(db) -> str:
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id=COVER), actor="test")
+    return "MC-1"
+
+
+def test_the_chart_api_answers_readings_buckets_or_hours(client, login, db):
+    admin = login("admin")
+    cover = _cover(db)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    start = now - dt.timedelta(hours=3)
+    _readings(db, cover, start, [{"tilt_deg": i % 10, "open": i % 2 == 0} for i in range(3 * 900)],
+              dt.timedelta(seconds=4))                                  # every 4 s for 3 h: 2,700 readings
+
+    recent = client.get(f"/api/devices/{cover}/telemetry", headers=admin,
+                        params={"since": (now - dt.timedelta(minutes=10)).isoformat(), "field": "tilt_deg"}).json()
+    assert recent["resolution"] == "raw" and len(recent["points"]) == 150
+    assert set(recent["points"][-1]["values"]) == {"tilt_deg"}
+
+    day = client.get(f"/api/devices/{cover}/telemetry", headers=admin).json()       # last 24 h: too many
+    assert day["resolution"] == "60s" and sum(p["n"] for p in day["points"]) == 2700
+    assert all(p["min"]["tilt_deg"] <= p["values"]["tilt_deg"] <= p["max"]["tilt_deg"] for p in day["points"])
+
+    hours = client.get(f"/api/devices/{cover}/telemetry", headers=admin, params={"resolution": "hour"}).json()
+    assert sum(p["n"] for p in hours["points"]) == 2700 and len(hours["points"]) in (3, 4)
+    assert all(p["values"]["open"] == pytest.approx(0.5, abs=0.01) for p in hours["points"] if p["n"] > 100)
+
+
+def test_the_chart_api_checks_the_field_and_the_window(client, login, db):
+    admin = login("admin")
+    cover = _cover(db)
+    r = client.get(f"/api/devices/{cover}/telemetry", headers=admin, params={"field": "depth_cm"})
+    assert r.status_code == 422 and "has no field 'depth_cm'" in r.json()["message"]
+    r = client.get(f"/api/devices/{cover}/telemetry", headers=admin, params={"since": "2026-11-22T08:00:00"})
+    assert r.status_code == 422 and "time zone" in r.json()["message"]
+    r = client.get(f"/api/devices/{cover}/telemetry", headers=admin,
+                   params={"since": "2026-11-22T08:00:00+08:00", "until": "2026-11-21T08:00:00+08:00"})
+    assert r.status_code == 422 and "forwards" in r.json()["message"]
+    assert client.get("/api/devices/NOPE/telemetry", headers=admin).status_code == 404
+    assert client.get(f"/api/devices/{cover}/telemetry", headers=login("inspector", areas=["430223001002"])).status_code == 404

@@ -1,0 +1,14 @@
+-- Downsampled telemetry (降采样): per device and hour, how many readings came and each numeric
+-- or boolean field's average, minimum and maximum (booleans as 0/1, so the average of `open`
+-- is the share of readings it was open). Raw readings older than telemetry_raw_days are rolled
+-- up here and their daily partition dropped; these rows are kept telemetry_retention_days.
+CREATE TABLE telemetry_hourly (
+  device_id  text NOT NULL,
+  hour       timestamptz NOT NULL,
+  n          integer NOT NULL,
+  avg        jsonb NOT NULL,
+  min        jsonb NOT NULL,
+  max        jsonb NOT NULL,
+  PRIMARY KEY (device_id, hour)
+);
+CREATE INDEX telemetry_hourly_hour_idx ON telemetry_hourly (hour);
