@@ -26,7 +26,9 @@ demo: setup                     ## run the whole system on a seeded demo city
 	@echo "  map          http://127.0.0.1:$(PORT)/map      (admin / citygrid-demo)"
 	@echo "  API docs     http://127.0.0.1:$(PORT)/docs"
 	@echo "  health       http://127.0.0.1:$(PORT)/api/health"
-	@echo "  patrol       16 simulated inspectors and vehicles (.run/simulate.log), ingest (.run/ingest.log)"
+	@echo "  devices      http://127.0.0.1:$(PORT)/devices  alarms http://127.0.0.1:$(PORT)/alarms"
+	@echo "  simulated    16 inspectors and vehicles, 300 IoT devices with faults every half hour (.run/simulate.log)"
+	@echo "  ingest       .run/ingest.log"
 	@echo "  stop it all  make stop"
 
 test: setup                     ## run the whole suite against real PostGIS, Mosquitto and Chromium

@@ -536,14 +536,18 @@ def simulate(inspectors: Annotated[int, typer.Option(help="inspectors walking wi
              vehicles: Annotated[int, typer.Option(help="patrol vehicles reporting with OsmAnd (HTTP)")] = 4,
              interval: Annotated[float, typer.Option(help="seconds between two fixes of a unit")] = 2.0,
              duration: Annotated[float, typer.Option(help="stop after this many seconds (0: until Ctrl-C)")] = 0.0,
+             devices: Annotated[int, typer.Option(help="IoT field devices reporting over MQTT (0: none)")] = 300,
              server: Annotated[Optional[str], typer.Option(help="where /osmand is (default: this machine's"
                                                                  " CITYGRID_HTTP_PORT)")] = None):
     """Drive simulated inspectors and vehicles around the city, with a scripted out-of-area,
-    stationary, offline and SOS every cycle (run `citygrid ingest` and `serve` alongside)."""
+    stationary, offline and SOS every cycle, and IoT devices on the city's parts with a lifted
+    cover, a flooded street, a failing lamp, an overflowing bin and a detector going offline
+    every half hour, answering commands (run `citygrid ingest` and `serve` alongside)."""
     import logging
     import signal
     import threading
 
+    from devices.device_simulator import DeviceSimulation, prepare_devices
     from devices.mqtt import Publisher
     from devices.simulator import Simulation, prepare
 
@@ -552,6 +556,7 @@ def simulate(inspectors: Annotated[int, typer.Option(help="inspectors walking wi
     with owner_connection() as conn:
         try:
             walkers = prepare(conn, inspectors=inspectors, vehicles=vehicles)
+            fleet = prepare_devices(conn, devices) if devices else []
         except RuntimeError as e:
             fail(str(e))
     try:
@@ -562,10 +567,19 @@ def simulate(inspectors: Annotated[int, typer.Option(help="inspectors walking wi
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     sim = Simulation(walkers, publisher, server or f"http://127.0.0.1:{s.http_port}", interval=interval)
-    typer.echo(f"simulating {inspectors} inspectors (OwnTracks/MQTT) and {vehicles} vehicles (OsmAnd/HTTP)")
+    fleet_sim = DeviceSimulation(fleet, s.mqtt_host, s.mqtt_port, login=s.mqtt_login) if fleet else None
+    fleet_thread = threading.Thread(target=fleet_sim.run, args=(duration, stop), daemon=True) if fleet_sim else None
+    typer.echo(f"simulating {inspectors} inspectors (OwnTracks/MQTT), {vehicles} vehicles (OsmAnd/HTTP)"
+               f" and {len(fleet)} IoT devices (MQTT)")
+    if fleet_thread:
+        fleet_thread.start()
     sim.run(duration, stop)
+    stop.set()
+    if fleet_thread:
+        fleet_thread.join(10)
+        fleet_sim.close()
     publisher.close()
-    typer.echo(f"sent: {sim.sent}")
+    typer.echo(f"sent: {sim.sent}" + (f", devices: {fleet_sim.sent}" if fleet_sim else ""))
 
 
 @app.command("serve")

@@ -43,28 +43,25 @@ class DeviceSweeper:
 
     def _silent(self, conn: psycopg.Connection, registry: DeviceRegistry) -> int:
         raised = 0
-        for kind in registry.types.values():
-            for rule in kind.rules:
-                if rule.silent_s is None:
-                    continue
-                rows = conn.execute(
-                    "SELECT d.id, coalesce(s.ts, d.created_at) AS last, now() AS now FROM device d"
-                    " LEFT JOIN device_state s ON s.device_id = d.id"
-                    " WHERE d.active AND d.type_code = %(type)s"
-                    " AND coalesce(s.ts, d.created_at) < now() - make_interval(secs => %(silent)s)"
-                    " AND NOT EXISTS (SELECT 1 FROM device_alarm a WHERE a.device_id = d.id AND a.rule_id = %(rule)s"
-                    " AND a.status IN ('active_unack', 'active_ack'))",
-                    {"type": kind.code, "silent": rule.silent_s, "rule": rule.id}).fetchall()
-                for r in rows:
-                    device = registry.get(conn, r["id"])
-                    own = next((x for x in device.rules if x.id == rule.id), None) if device else None
-                    if own is None or own.silent_s is None or (r["now"] - r["last"]).total_seconds() < own.silent_s:
-                        continue                  # switched off or lengthened for this device
-                    minutes = round((r["now"] - r["last"]).total_seconds() / 60)
-                    if device_alarms.raise_alarm(conn, device_id=r["id"], rule=own, at=r["now"],
-                                                 values={"silent_minutes": minutes}, part_id=device.part_id,
-                                                 lon=device.lon, lat=device.lat):
-                        raised += 1
+        for (type_code, rule_id), silent_s in list(registry.heartbeats.items()):
+            rows = conn.execute(
+                "SELECT d.id, coalesce(s.ts, d.created_at) AS last, now() AS now FROM device d"
+                " LEFT JOIN device_state s ON s.device_id = d.id"
+                " WHERE d.active AND d.type_code = %(type)s"
+                " AND coalesce(s.ts, d.created_at) < now() - make_interval(secs => %(silent)s)"
+                " AND NOT EXISTS (SELECT 1 FROM device_alarm a WHERE a.device_id = d.id AND a.rule_id = %(rule)s"
+                " AND a.status IN ('active_unack', 'active_ack'))",
+                {"type": type_code, "silent": silent_s, "rule": rule_id}).fetchall()
+            for r in rows:
+                device = registry.get(conn, r["id"])
+                own = next((x for x in device.rules if x.id == rule_id), None) if device else None
+                if own is None or own.silent_s is None or (r["now"] - r["last"]).total_seconds() < own.silent_s:
+                    continue              # switched off or lengthened for this device
+                minutes = round((r["now"] - r["last"]).total_seconds() / 60)
+                if device_alarms.raise_alarm(conn, device_id=r["id"], rule=own, at=r["now"],
+                                             values={"silent_minutes": minutes}, part_id=device.part_id,
+                                             lon=device.lon, lat=device.lat):
+                    raised += 1
         return raised
 
     def _escalate(self, conn: psycopg.Connection) -> int:

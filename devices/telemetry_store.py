@@ -54,10 +54,14 @@ class DeviceRegistry:
     def __init__(self) -> None:
         self.devices: dict[str, Registered] = {}
         self.types: dict[str, DeviceType] = {}
+        # (type, heartbeat rule id) → the shortest silent_s any device of the type has for it
+        # (its type's, or its own override): where the sweeper starts looking.
+        self.heartbeats: dict[tuple[str, str], float] = {}
         self._absent: dict[str, float] = {}
 
     def load(self, conn: psycopg.Connection) -> None:
         self.types = types_from_db(conn)
+        self.heartbeats = {}
         self.devices = {r["id"]: self._entry(r) for r in conn.execute(self._SELECT + " WHERE active")}
         self._absent.clear()
 
@@ -86,6 +90,10 @@ class DeviceRegistry:
                 rules = tuple(merge_overrides(list(kind.rules), row["rules"], kind.fields, f"device {row['id']}"))
             except Invalid as e:              # checked when saved; a catalog change may break one later
                 log.error("%s; judging it by its type's rules", e)
+        for rule in rules:
+            if rule.silent_s is not None:
+                key = (kind.code, rule.id)
+                self.heartbeats[key] = min(rule.silent_s, self.heartbeats.get(key, rule.silent_s))
         return Registered(kind, rules, row["part_id"], row["lon"], row["lat"])
 
 

@@ -7,7 +7,7 @@ import json
 
 
 from devices.decoders.telemetry import decode
-from devices.device_registry import NewDevice, add_device
+from devices.device_registry import NewDevice, add_device, set_rule_overrides
 from devices.device_sweep import DeviceSweeper
 from devices.store import Received
 from devices.telemetry_store import TelemetryWriter, write_telemetry
@@ -35,6 +35,19 @@ def test_a_silent_device_is_alarmed_once_and_its_next_reading_clears_it(db, app_
     write_telemetry(app_conn, [(r, message) for r in decode(message.topic, body, now)], [], writer)
     assert db.execute("SELECT status, cleared_by FROM device_alarm").fetchone() == {
         "status": "cleared_unack", "cleared_by": "device"}
+
+
+def test_a_heartbeat_shortened_or_added_for_one_device_is_kept(db, app_conn, tiny_city):
+    for device in ("WL-1", "WL-2", "WL-3"):
+        add_device(db, NewDevice(device, "waterlogging_gauge", 113.3425, 27.0005), actor="test")   # silent_s 1800
+    db.execute("UPDATE device SET created_at = now() - interval '10 minutes'")
+    set_rule_overrides(db, "WL-1", {"silent": {"when": {"silent_s": 300}}}, actor="test")
+    set_rule_overrides(db, "WL-2", {"silent": {"enabled": False},
+                                    "quiet_5min": {"name": "五分钟无数据", "severity": "major",
+                                                   "when": {"silent_s": 300}}}, actor="test")
+    assert sweep(app_conn, TelemetryWriter()) == (2, 0, 0)
+    assert {(r["device_id"], r["rule_id"]) for r in db.execute("SELECT device_id, rule_id FROM device_alarm")} == {
+        ("WL-1", "silent"), ("WL-2", "quiet_5min")}                    # WL-3 keeps its type's 30 minutes
 
 
 def test_an_alarm_nobody_acknowledges_is_escalated_once(db, app_conn, tiny_city):
