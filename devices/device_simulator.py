@@ -14,10 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import paho.mqtt.client as mqtt
 import psycopg
 
 from devices.device_registry import NewDevice, add_device
+from devices.mqtt import Publisher
 from workflows.cases import LOCAL_TZ
 
 log = logging.getLogger("citygrid.simulate.devices")
@@ -110,27 +110,12 @@ class DeviceSimulation:
         self.script = script or FaultScript()
         self.rng = rng or random.Random(29)
         self.sent = {"telemetry": 0, "status": 0, "acks": 0}
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"citygrid-sim-devices-{port}",
-                                  protocol=mqtt.MQTTv311)
-        if login:
-            self.client.username_pw_set(*login)
-        self._connected = threading.Event()
         self._lock = threading.Lock()                          # the fleet's state: the loop and command answers
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_command
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-        if not self._connected.wait(10):
-            raise ConnectionError(f"no answer from the MQTT broker at {host}:{port}")
-
-    def _on_connect(self, client, userdata, flags, reason, properties=None) -> None:
-        if not reason.is_failure:
-            client.subscribe("citygrid/devices/+/cmd", qos=1)
-            self._connected.set()
+        self.publisher = Publisher(host, port, client_id=f"citygrid-sim-devices-{port}", login=login)
+        self.publisher.subscribe("citygrid/devices/+/cmd", self._on_command)
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        self.publisher.close()
 
     def run(self, duration_s: float = 0.0, stop: threading.Event | None = None) -> None:
         started = time.monotonic()
@@ -220,17 +205,17 @@ class DeviceSimulation:
                 return {"tilt_x_deg": round(g(0, 0.03), 3), "tilt_y_deg": round(g(0, 0.03), 3)}
         raise ValueError(f"no simulated readings for type {d.type_code}")
 
-    def _on_command(self, client, userdata, message) -> None:
+    def _on_command(self, topic: str, payload: bytes) -> None:
         """A command on citygrid/devices/{id}/cmd: do it and answer on …/cmd/ack."""
-        device_id = message.topic.split("/")[2]
+        device_id = topic.split("/")[2]
         if device_id not in self.by_id:
             return                                             # a real device's command: not ours to answer
         try:
-            command = json.loads(message.payload)
+            command = json.loads(payload)
             answer = self.perform(self.by_id[device_id], command["name"], command.get("params") or {})
             answer["id"] = command["id"]
         except (ValueError, KeyError, TypeError) as e:
-            log.warning("simulated device %s cannot read command %r: %s", device_id, message.payload[:200], e)
+            log.warning("simulated device %s cannot read command %r: %s", device_id, payload[:200], e)
             return
         self._publish(f"citygrid/devices/{device_id}/cmd/ack", answer)
         self.sent["acks"] += 1
@@ -252,7 +237,6 @@ class DeviceSimulation:
             return {"ok": False, "result": {"error": f"{name} is not supported by a {d.type_code}"}}
 
     def _publish(self, topic: str, payload: dict | str) -> None:
-        body = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-        self.client.publish(topic, body, qos=1)
+        self.publisher.publish(topic, payload)
         if topic.endswith("/status"):
             self.sent["status"] += 1

@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -121,12 +122,31 @@ class Publisher:
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self._connected = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: self._connected.set() if not rc.is_failure else None
+        self._handlers: dict[str, Callable[[str, bytes], None]] = {}
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self._connected.wait(10):
             raise ConnectionError(f"no answer from the MQTT broker at {host}:{port}")
         self._pending: list = []
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if not reason.is_failure:
+            for topic_filter in self._handlers:            # a new connection has no subscriptions
+                client.subscribe(topic_filter, qos=1)
+            self._connected.set()
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Also receive what is published on `topic_filter` (QoS 1): `handler(topic, payload)`
+        is called on the network thread, and the filter is subscribed again after a reconnect."""
+        self._handlers[topic_filter] = handler
+        self.client.subscribe(topic_filter, qos=1)
+
+    def _on_message(self, client, userdata, message) -> None:
+        for topic_filter, handler in self._handlers.items():
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                handler(message.topic, message.payload)
 
     # MQTT message ids are 16-bit: far fewer than 65,535 messages may await their PUBACK.
     MAX_PENDING = 20_000
