@@ -15,6 +15,7 @@ from command.routes import (auth_routes, case_routes, evaluation_routes, health,
 from command.routes import report_routes
 from command.live import LiveBus
 from command.routes import device_routes, live_routes, osmand_routes, unit_routes
+from devices import alarm_cases
 from command.routes import track_routes
 from gis.config import Settings
 from gis.db import open_pool
@@ -52,7 +53,9 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
                   description="数字化城市管理与应急指挥 — digital city management and emergency command")
     app.state.settings = settings
     app.state.pool = pool
-    app.state.desk = desk or CaseDesk.default()
+    desk = desk or CaseDesk.default()
+    # A finished case settles the device alarm that opened it (devices is above workflows).
+    app.state.desk = CaseDesk(desk.flow, desk.calendar, [*desk.on_finished, alarm_cases.case_finished])
     app.state.osmand = osmand_routes.OsmandIntake(settings)      # /osmand: one writer per app
     http_errors.install(app)
     # Tracks are big JSON (SSE is left alone). Level 4: on a day's track level 6 takes several

@@ -26,7 +26,8 @@ log = logging.getLogger("citygrid.device_alarms")
 NOTIFY_SEVERITIES = ("critical", "major")
 
 
-def _live(conn: psycopg.Connection, alarm_id: int, device_id: str, severity: str, state: str) -> None:
+def announce(conn: psycopg.Connection, alarm_id: int, device_id: str, severity: str, state: str) -> None:
+    """The alarm on the live bus: raised, cleared or acknowledged."""
     conn.execute("SELECT pg_notify(%s, %s)", (LIVE_CHANNEL, json.dumps(
         {"kind": "device_alarm", "id": alarm_id, "device_id": device_id, "severity": severity, "state": state})))
 
@@ -58,7 +59,7 @@ def raise_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.
     audit(conn, actor=f"device:{device_id}", action="device_alarm.raise", entity="device_alarm",
           entity_id=str(alarm_id), detail={"rule": rule.id, "severity": rule.severity, "values": values,
                                            "case_id": case_id, "case_problem": case_problem})
-    _live(conn, alarm_id, device_id, rule.severity, "raised")
+    announce(conn, alarm_id, device_id, rule.severity, "raised")
     if rule.severity in NOTIFY_SEVERITIES:
         notify(conn, kind=f"device_alarm.{rule.severity}", role="operator",
                message=f"设备 {device_id} {rule.name}（{_severity_zh(rule.severity)}）")
@@ -87,7 +88,7 @@ def clear_alarm(conn: psycopg.Connection, *, device_id: str, rule: Rule, at: dt.
                   detail={"from": rule.part_status, "to": row["part_status_was"], "alarm": row["id"]})
     audit(conn, actor=f"device:{device_id}" if by == "device" else by, action="device_alarm.clear",
           entity="device_alarm", entity_id=str(row["id"]), detail={"rule": rule.id, "by": by})
-    _live(conn, row["id"], device_id, row["severity"], "cleared")
+    announce(conn, row["id"], device_id, row["severity"], "cleared")
     return row["id"]
 
 
@@ -142,7 +143,7 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, *, by: str, by_id: int 
             add_comment(conn, alarm_id, author=by, body=note)
         audit(conn, actor=by, actor_id=by_id, action="device_alarm.ack", entity="device_alarm",
               entity_id=str(alarm_id), detail={"from": row["status"], "to": status, "note": note})
-        _live(conn, alarm_id, row["device_id"], row["severity"], "acknowledged")
+        announce(conn, alarm_id, row["device_id"], row["severity"], "acknowledged")
     return alarm_detail(conn, alarm_id)
 
 

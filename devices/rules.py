@@ -214,6 +214,15 @@ def evaluate(rules: tuple[Rule, ...] | list[Rule], state: dict, ts: float, value
     return out
 
 
+def holds_now(rule: Rule, values: dict) -> bool | None:
+    """Whether `values` meet the rule's raising condition, judged afresh (no hysteresis latch,
+    no duration): None when they say nothing about it, or it cannot be told from one reading
+    (a rate of change, a heartbeat)."""
+    if rule.silent_s is not None:
+        return None
+    return _holds(rule.when, values, 0.0, {}, "w")
+
+
 def _holds(cond: dict, values: dict, ts: float, latch: dict, path: str) -> bool | None:
     """True/False, or None when the reading says nothing about this condition."""
     for combine, reduce in (("all", all), ("any", any)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +41,9 @@ class CaseDesk:
     """What every case operation needs, built once per process."""
     flow: CaseFlow
     calendar: WorkCalendar
+    # Called as hook(conn, case, actor, final_state) inside the transaction that finishes a
+    # case (closed, not_filed, void): how the packages above learn of it (a device alarm).
+    on_finished: list[Callable[[psycopg.Connection, dict, Any, str], None]] = field(default_factory=list)
 
     @classmethod
     def default(cls) -> "CaseDesk":
@@ -348,6 +352,9 @@ def act(conn: psycopg.Connection, desk: CaseDesk, case_id: int, action: str, act
         transition_id = _record(conn, case_id, actor, "", action, case["state"], transition.target,
                                 request.note, ctx.detail, now)
         _insert_photos(conn, case_id, transition_id, list(photos), actor.username, now)
+        if target.final and transition.target != case["state"]:
+            for hook in desk.on_finished:
+                hook(conn, case, actor, transition.target)
         audit(conn, actor=actor.username, actor_id=actor.id, action=f"case.{action}", entity="case",
               entity_id=str(case_id), detail={"from": case["state"], "to": transition.target, **ctx.detail})
         if transition.target == "filed" and action == "return":
