@@ -63,6 +63,7 @@ class Reading:
     device_id: str
     ts: dt.datetime                      # UTC, timezone-aware
     values: dict[str, float | bool]
+    units: dict[str, str] | None = None  # what the device says its values are in, when it says
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from devices.fix import DecodeError
 from devices.device_sweep import DeviceSweeper
 from devices.handlers.sweep import Sweeper
 from devices.pipeline import new_writer
+from devices.rate_limit import RateLimiter
 from devices.store import Batch, Received, write
 from devices.telemetry_store import TelemetryWriter, write_telemetry
 from workflows.cases import CaseDesk
@@ -110,6 +111,7 @@ class IngestWorker:
         self.writer = new_writer(settings)
         self.desk = CaseDesk.default()          # device alarms open cases in the closed loop
         self.telemetry = TelemetryWriter(desk=self.desk)
+        self.device_limit = RateLimiter(settings.device_rate_per_s, settings.device_burst)
         self.sweeper = Sweeper(settings)
         self.device_sweeper = DeviceSweeper(dt.timedelta(minutes=settings.device_alarm_escalate_minutes))
         self.client = mqtt.ingest_client(self.client_id, on_connect=self._on_connect,
@@ -218,7 +220,10 @@ class IngestWorker:
 
     def _decode_all(self, items: list) -> Batch:
         batch = Batch(received_at=dt.datetime.now(dt.timezone.utc))
+        now = time.monotonic()
         for _, _, _, message in items:
+            if message.source == "telemetry" and not self._within_rate(message, now, batch):
+                continue
             try:
                 batch.add(message, decode(message))
             except DecodeError as e:
@@ -227,6 +232,15 @@ class IngestWorker:
                 log.exception("decoder failed on %s", message.topic)
                 batch.refuse(message, DecodeError("decoder_error", f"decoder failed: {e!r}"))
         return batch
+
+    def _within_rate(self, message: Received, now: float, batch: Batch) -> bool:
+        """A device flooding the broker: its messages beyond the limit go to the dead letters."""
+        device = message.topic.split("/", 3)[2]
+        if self.device_limit.allow(device, now):
+            return True
+        batch.refuse(message, DecodeError("rate_limited", f"{device} sent more than {self.settings.device_rate_per_s:g}"
+                                          f" messages/s (bursts up to {self.settings.device_burst}); set aside"))
+        return False
 
     def _write_until_done(self, batch: Batch, items: list):
         """Write the batch, waiting out a database that is down: never drop, never ack early."""

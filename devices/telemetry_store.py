@@ -129,6 +129,11 @@ def problem_with(kind: DeviceType, reading: Reading) -> tuple[str, str] | None:
         elif not spec["min"] <= value <= spec["max"]:
             return "out_of_range", (f"{name} = {value:g} is outside {spec['min']:g}…{spec['max']:g}"
                                     f" {spec.get('unit', '')} (a faulty sensor, or a value in another unit)")
+    for name, unit in (reading.units or {}).items():
+        expected = kind.fields.get(name, {}).get("unit")
+        if name in reading.values and unit != expected:
+            return "unit_mismatch", (f"{name} is sent in {unit!r}, but a {kind.code} reports it in {expected!r}"
+                                     " (convert on the device, or fix the device's configuration)")
     return None
 
 

@@ -3,9 +3,11 @@
 Telemetry follows the common IoT shape: {"ts": <Unix ms (or s) or ISO 8601>, "values":
 {field: value}}, a list of those (a device uploading what it kept while offline), or a bare
 {field: value} (or {"values": …} without "ts") stamped with the time it arrived — such a
-reading sent twice is stored twice, so devices that can should send "ts". Values are numbers or booleans; whether the
-fields and ranges fit the device's type is checked when the batch is written (the decoder
-does not know the registry). A batch is all or nothing, like native positions.
+reading sent twice is stored twice, so devices that can should send "ts". Values are numbers
+or booleans; a reading may also say what units they are in ("units": {field: unit}) and whose
+they are ("device_id", which must be the topic's). Whether the fields, ranges and units fit the
+device's type is checked when the batch is written (the decoder does not know the registry).
+A batch is all or nothing, like native positions.
 
 Status is the birth message and the last will: "online" / "offline", or {"online": bool}
 (optionally with "ts"). …/cmd/ack answers a command: {"id": N, "ok": bool, "result": …}."""
@@ -49,12 +51,21 @@ def decode(topic: str, payload: bytes, received_at: dt.datetime) -> list[Reading
 
 def _reading(device_id: str, item: Any, received_at: dt.datetime) -> Reading:
     obj = as_object(item, "a reading")
+    units = None
     if "values" in obj:
-        extra = set(obj) - {"ts", "values"}
+        extra = set(obj) - {"ts", "values", "units", "device_id"}
         if extra:
-            raise DecodeError("bad_type", f"a reading has ts and values only; also found {show(sorted(extra))}")
+            raise DecodeError("bad_type", f"a reading has ts, values (and units, device_id) only; also found"
+                              f" {show(sorted(extra))}")
+        if "device_id" in obj and obj["device_id"] != device_id:
+            raise DecodeError("device_mismatch", f"a reading of {show(obj['device_id'])} on the topic of {device_id}:"
+                              " each device publishes on its own topic")
         values = as_object(obj["values"], '"values"')
         ts = fix_time(obj["ts"], "ts", received_at) if obj.get("ts") is not None else received_at
+        if "units" in obj:
+            units = as_object(obj["units"], '"units"')
+            if not all(isinstance(u, str) for u in units.values()):
+                raise DecodeError("bad_type", '"units" maps a field to the name of its unit, e.g. {"depth_cm": "cm"}')
     else:                                          # a bare {field: value}: stamped on arrival
         if "ts" in obj:
             raise DecodeError("bad_type", 'a reading with "ts" puts its fields under "values"')
@@ -71,7 +82,7 @@ def _reading(device_id: str, item: Any, received_at: dt.datetime) -> Reading:
                               " (send units in the catalog's unit, without text)")
         if not math.isfinite(value):
             raise DecodeError("bad_value", f"field {show(name)} is not a finite number")
-    return Reading(device_id, ts, {k: (v if isinstance(v, bool) else float(v)) for k, v in values.items()})
+    return Reading(device_id, ts, {k: (v if isinstance(v, bool) else float(v)) for k, v in values.items()}, units)
 
 
 def _status(device_id: str, payload: bytes, received_at: dt.datetime) -> DeviceStatus:
