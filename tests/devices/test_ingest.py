@@ -304,3 +304,49 @@ def test_a_command_reaches_the_device_and_its_answer_comes_back(db, worker, mqtt
     assert row == {"status": "acked", "result": {"on": False}}
     assert wait_for(db, "SELECT count(*) AS n FROM dead_letter WHERE reason = 'unknown_command'", 1) == 1
     lamp.loop_stop()
+
+
+def test_a_worker_killed_mid_telemetry_burst_stores_every_reading_once_and_alarms_once(db, db_url, mqtt_broker,
+                                                                                      tiny_city):
+    from devices.device_registry import NewDevice, add_device
+    add_device(db, NewDevice("MC-1", "manhole_cover", part_id="4302230101000001"), actor="test")
+    for k in range(20):
+        add_device(db, NewDevice(f"NZ-{k}", "noise", 113.3405 + k * 0.0001, 27.0005), actor="test")
+    name = f"kill-tel-{time.monotonic_ns()}"
+    proc = _start_worker_process(db_url, mqtt_broker, name)
+    start_ms = int(T0.timestamp() * 1000)
+    try:
+        pub = publisher(mqtt_broker)
+        end = time.monotonic() + 30                      # subscribed before the burst
+        while db.execute("SELECT count(*) AS n FROM telemetry").fetchone()["n"] == 0 and time.monotonic() < end:
+            first = json.dumps({"ts": start_ms - 1000, "values": {"db": 50}}).encode()
+            publish_all(pub, [("citygrid/devices/NZ-0/telemetry", first)])
+            time.sleep(0.5)
+        # 20 noise meters × 200 readings, and a cover that opens halfway and stays open
+        burst = [(f"citygrid/devices/NZ-{k}/telemetry",
+                  json.dumps({"ts": start_ms + i * 1000, "values": {"db": 50}}).encode())
+                 for i in range(200) for k in range(20)]
+        burst[2000:2000] = [("citygrid/devices/MC-1/telemetry",
+                             json.dumps({"ts": start_ms + i * 1000, "values": {"open": i >= 50}}).encode())
+                            for i in range(100)]
+        sent = threading.Thread(target=publish_all, args=(pub, burst))
+        sent.start()
+        in_burst = f"SELECT count(*) AS n FROM telemetry WHERE ts >= '{T0.isoformat()}'"
+        stored = wait_for(db, in_burst, 600)
+        proc.send_signal(signal.SIGKILL)                 # mid-burst, no goodbye
+        proc.wait(10)
+        sent.join(60)
+        assert 600 <= stored < len(burst), "the kill did not land mid-burst"
+        proc = _start_worker_process(db_url, mqtt_broker, name)
+        assert wait_for(db, in_burst, len(burst)) == len(burst)
+        time.sleep(1.0)
+        assert db.execute(in_burst).fetchone()["n"] == len(burst)             # once each
+        alarms = db.execute("SELECT rule_id, status FROM device_alarm WHERE rule_id <> 'silent'").fetchall()
+        assert [(a["rule_id"], a["status"]) for a in alarms] == [("cover_open", "active_unack")]   # (and silent:
+        #                                                                            the readings are 3 h old)
+        assert db.execute("SELECT count(*) AS n FROM case_file WHERE source = 'device'").fetchone()["n"] == 1
+        assert db.execute("SELECT count(*) AS n FROM dead_letter").fetchone()["n"] == 0
+        pub.loop_stop()
+    finally:
+        proc.kill()
+        proc.wait(10)
