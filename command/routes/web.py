@@ -35,6 +35,18 @@ def case_console(request: Request):
     return templates.TemplateResponse(request, "console.html", {"demo": request.app.state.settings.demo})
 
 
+@router.get("/devices", response_class=HTMLResponse)
+def device_page(request: Request):
+    """IoT field devices (物联感知设备): list, map, latest values, chart, command log."""
+    return templates.TemplateResponse(request, "devices.html", {"demo": request.app.state.settings.demo})
+
+
+@router.get("/alarms", response_class=HTMLResponse)
+def alarm_page(request: Request):
+    """Device alarms (设备告警): acknowledge and comment, refreshed by the live bus."""
+    return templates.TemplateResponse(request, "alarms.html", {"demo": request.app.state.settings.demo})
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs():
     """The OpenAPI explorer, served from our vendored copy of Swagger UI (works offline)."""
