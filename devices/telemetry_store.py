@@ -11,13 +11,13 @@ by nobody (a late upload must not clear today's alarm with yesterday's value).""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import psycopg
+import orjson
 from psycopg.rows import tuple_row
 
 from devices import device_alarms, device_commands, partitions
@@ -189,19 +189,24 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
     return TelemetryWritten(len(new), len(good) - len(new), len(refused), transitions, days)
 
 
+def _json(value) -> str:
+    """JSON text for a COPY row (orjson: a twentieth of json.dumps' time for a rule state)."""
+    return orjson.dumps(value).decode()
+
+
 def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> set[tuple]:
     """(device_id, ts) of the readings that were not stored before."""
     if not rows:
         return set()
     _ensure_staging(conn)
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=tuple_row) as cur:
         with cur.copy("COPY telemetry_in (device_id, ts, received_at, values) FROM STDIN") as copy:
             for device_id, ts, received_at, values in rows:
-                copy.write_row((device_id, ts, received_at, json.dumps(values)))
+                copy.write_row((device_id, ts, received_at, _json(values)))
         new = cur.execute("INSERT INTO telemetry (device_id, ts, received_at, values)"
                           " SELECT device_id, ts, received_at, values FROM telemetry_in"
                           " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts").fetchall()
-    return {(r["device_id"], r["ts"]) for r in new}
+    return set(new)
 
 
 def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
@@ -228,7 +233,7 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
                                                      r.values)]
             values.update(r.values)
             last = r.ts
-        rows.append((device_id, last, json.dumps(values), json.dumps(rule_state)))
+        rows.append((device_id, last, _json(values), _json(rule_state)))
     # Thousands of states per batch: COPYed to a staging table and upserted in one statement.
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS device_state_in (device_id text, ts timestamptz, values jsonb,"
                  " rules jsonb) ON COMMIT DELETE ROWS")

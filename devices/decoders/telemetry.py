@@ -24,6 +24,7 @@ from devices.fix import (CommandAnswer, DecodeError, DeviceStatus, Reading, as_o
 _TOPIC = re.compile(r"citygrid/devices/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/(telemetry|status|cmd/ack)")
 MAX_READINGS = 1000                  # per message
 MAX_FIELDS = 64                      # per reading
+_READING_KEYS = frozenset({"ts", "values", "units", "device_id"})
 
 
 def topic_parts(topic: str) -> tuple[str, str]:
@@ -53,8 +54,8 @@ def _reading(device_id: str, item: Any, received_at: dt.datetime) -> Reading:
     obj = as_object(item, "a reading")
     units = None
     if "values" in obj:
-        extra = set(obj) - {"ts", "values", "units", "device_id"}
-        if extra:
+        if not obj.keys() <= _READING_KEYS:
+            extra = set(obj) - _READING_KEYS
             raise DecodeError("bad_type", f"a reading has ts, values (and units, device_id) only; also found"
                               f" {show(sorted(extra))}")
         if "device_id" in obj and obj["device_id"] != device_id:
@@ -74,15 +75,19 @@ def _reading(device_id: str, item: Any, received_at: dt.datetime) -> Reading:
         raise DecodeError("missing_field", "a reading without values")
     if len(values) > MAX_FIELDS:
         raise DecodeError("too_large", f"{len(values)} fields in one reading; at most {MAX_FIELDS}")
-    for name, value in values.items():
-        if isinstance(value, bool):
-            continue
-        if not isinstance(value, (int, float)):
+    checked = {}
+    for name, value in values.items():                 # numbers as floats, booleans as they are
+        kind = type(value)
+        if kind is int:
+            value = float(value)
+        elif kind is float:
+            if not math.isfinite(value):
+                raise DecodeError("bad_value", f"field {show(name)} is not a finite number")
+        elif kind is not bool:
             raise DecodeError("bad_type", f'field {show(name)} must be a number or true/false, got {show(value)}'
                               " (send units in the catalog's unit, without text)")
-        if not math.isfinite(value):
-            raise DecodeError("bad_value", f"field {show(name)} is not a finite number")
-    return Reading(device_id, ts, {k: (v if isinstance(v, bool) else float(v)) for k, v in values.items()}, units)
+        checked[name] = value
+    return Reading(device_id, ts, checked, units)
 
 
 def _status(device_id: str, payload: bytes, received_at: dt.datetime) -> DeviceStatus:

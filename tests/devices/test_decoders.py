@@ -259,7 +259,7 @@ CORPUS = [
     ("owntracks", OT_TOPIC, b'{"_type":"location","lat":1,"lon":-Infinity,"tst":%d}' % NOW,
      "bad_json"),
     ("owntracks", OT_TOPIC, b'{"_type":"location","lat":1e999,"lon":1,"tst":%d}' % NOW,
-     "bad_coordinates"),
+     "bad_json"),                                       # overflows a double: not a number at all
     ("owntracks", OT_TOPIC, ot(lat=90.0001), "bad_coordinates"),
     ("owntracks", OT_TOPIC, ot(lon=-180.5), "bad_coordinates"),
     ("owntracks", OT_TOPIC, ot(tst=str(NOW)), "bad_type"),
