@@ -2,8 +2,8 @@
 messages only after it commits):
 
     check each message against its device's type ──▶ COPY into the day partitions (a reading
-    already stored is a no-op) ──▶ dead letters ──▶ under the device judging lock: the rules
-    on every reading newer than the device's last, state and alarms written back
+    already stored is a no-op) ──▶ dead letters ──▶ with the devices' state rows locked: the
+    rules on every reading newer than the device's last, state and alarms written back
 
 A message with one bad reading is refused whole (dead letter with the reason), like a batch
 of positions. Readings older than the device's newest are stored for the chart but judged
@@ -163,15 +163,21 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
     days = {partitions.local_day(r.ts) for r, _, _ in good}
     with conn.transaction():
         writer.partitions.cover(conn, days)        # before touching telemetry (see store.write)
-        new = _insert_new(conn, [(r.device_id, r.ts, m.received_at, r.values) for r, m, _ in good])
+        stored, seen_before = _insert_new(conn, [(r.device_id, r.ts, m.received_at, r.values) for r, m, _ in good])
         write_dead_letters(conn, refused)
         transitions = []
-        if new or statuses:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
-            judged = {(r.device_id, r.ts): (r, d) for r, _, d in good if (r.device_id, r.ts) in new}
+        if stored or statuses:
+            # Shared among batches (their devices' rows are locked one by one below); the
+            # sweeper and a finishing case take it alone.
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (DEVICE_JUDGE_LOCK,))
+            judged = {(r.device_id, r.ts): (r, d) for r, _, d in good}      # a reading twice in a batch: once
+            for key in seen_before:
+                judged.pop(key, None)
             try:
                 with conn.transaction():            # a savepoint: a bug in judging costs no reading
-                    transitions = _judge(conn, list(judged.values()), writer.desk)
+                    states = _lock_states(conn, {r.device_id for r, _ in judged.values()}
+                                          | {s.device_id for s in statuses})
+                    transitions = _judge(conn, list(judged.values()), writer.desk, states)
                     _statuses(conn, statuses)
             except psycopg.OperationalError:
                 raise                               # the database is gone: the whole batch is retried
@@ -186,7 +192,7 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
             refused += unfit
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         writer.partitions.committed(days)
-    return TelemetryWritten(len(new), len(good) - len(new), len(refused), transitions, days)
+    return TelemetryWritten(stored, len(good) - stored, len(refused), transitions, days)
 
 
 def _json(value) -> str:
@@ -194,23 +200,47 @@ def _json(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> set[tuple]:
-    """(device_id, ts) of the readings that were not stored before."""
+def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> tuple[int, set[tuple]]:
+    """How many readings were stored, and (device_id, ts) of those stored before (a redelivery):
+    the database answers with the few old ones, not the thousands of new ones."""
     if not rows:
-        return set()
+        return 0, set()
     _ensure_staging(conn)
     with conn.cursor(row_factory=tuple_row) as cur:
         with cur.copy("COPY telemetry_in (device_id, ts, received_at, values) FROM STDIN") as copy:
             for device_id, ts, received_at, values in rows:
                 copy.write_row((device_id, ts, received_at, _json(values)))
-        new = cur.execute("INSERT INTO telemetry (device_id, ts, received_at, values)"
-                          " SELECT device_id, ts, received_at, values FROM telemetry_in"
-                          " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts").fetchall()
-    return set(new)
+        stored, ids, times = cur.execute(
+            "WITH ins AS (INSERT INTO telemetry (device_id, ts, received_at, values)"
+            "             SELECT device_id, ts, received_at, values FROM telemetry_in"
+            "             ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts)"
+            " SELECT (SELECT count(*) FROM ins), array_agg(s.device_id), array_agg(s.ts) FROM telemetry_in s"
+            " WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.device_id = s.device_id AND ins.ts = s.ts)").fetchone()
+    return stored, set(zip(ids or (), times or ()))
+
+
+_STATES = "SELECT device_id, ts, values::text, rules::text FROM device_state WHERE device_id = ANY(%s::text[])" \
+          " ORDER BY device_id FOR UPDATE"
+
+
+def _lock_states(conn: psycopg.Connection, ids: set[str]) -> dict[str, tuple]:
+    """The devices' (ts, values, rule state), their rows locked in id order: two workers
+    judging the same device take turns, and overlapping batches wait rather than deadlock.
+    A device heard from for the first time gets its row first."""
+    ordered = sorted(ids)
+    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
+        rows = cur.execute(_STATES, (ordered,)).fetchall()
+        if len(rows) < len(ordered):
+            found = {row[0] for row in rows}
+            missing = [i for i in ordered if i not in found]
+            cur.execute("INSERT INTO device_state (device_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                        (missing,))
+            rows += cur.execute(_STATES, (missing,)).fetchall()
+    return {device_id: (ts, orjson.loads(values), orjson.loads(rules)) for device_id, ts, values, rules in rows}
 
 
 def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
-           desk: CaseDesk | None) -> list[tuple[str, Transition]]:
+           desk: CaseDesk | None, states: dict[str, tuple]) -> list[tuple[str, Transition]]:
     by_device: dict[str, list[Reading]] = defaultdict(list)
     registered: dict[str, Registered] = {}
     for r, d in readings:
@@ -218,10 +248,6 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
         registered[r.device_id] = d
     if not by_device:
         return []
-    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
-        states = {device_id: (ts, values, rules) for device_id, ts, values, rules in cur.execute(
-            "SELECT device_id, ts, values, rules FROM device_state WHERE device_id = ANY(%s::text[])",
-            (list(by_device),))}
     out: list[tuple[str, Transition]] = []
     rows = []
     for device_id in sorted(by_device):

@@ -162,3 +162,36 @@ def test_a_bug_in_judging_keeps_the_readings_and_is_counted(db, app_conn, cover,
     written = push(app_conn, writer, (cover, {"ts": at(0), "values": {"open": True}}))
     assert (written.stored, writer.errors) == (1, 1)
     assert db.execute("SELECT count(*) AS n FROM telemetry").fetchone()["n"] == 1
+
+
+def test_two_workers_judging_one_device_take_turns(db, app_conn, cover, settings):
+    """Batches share the judging lock; a device's state row is what serializes them."""
+    import threading
+
+    from gis.db import connect, prepare_app_session
+    other = connect(settings.database_url)
+    prepare_app_session(other, settings.db_app_role)
+    add_device(db, NewDevice("WL-1", "waterlogging_gauge", 113.3405, 27.0005), actor="test")
+    first, second = TelemetryWriter(), TelemetryWriter()
+
+    def in_background(device: str, seconds: int) -> threading.Event:
+        done = threading.Event()
+        threading.Thread(target=lambda: (push(other, second, (device, {"ts": at(seconds), "values": {"open": True}}
+                                                              if device == cover else {"depth_cm": 3})),
+                                         done.set()), daemon=True).start()
+        return done
+
+    push(app_conn, first, (cover, {"ts": at(-40), "values": {"open": False}}))     # their days' partitions known
+    push(other, second, ("WL-1", {"ts": at(-40), "values": {"depth_cm": 1}}))
+    with app_conn.transaction():                          # worker 1's batch, not committed yet
+        push(app_conn, first, (cover, {"ts": at(-20), "values": {"open": True}}))
+        assert in_background("WL-1", -15).wait(10)       # another device's batch is not held up
+        done = in_background(cover, -10)
+        assert not done.wait(1.0)                         # the same device's waits for its row
+    done.wait(10)
+    assert done.is_set()
+    alarm = db.execute("SELECT status, repeats FROM device_alarm").fetchone()
+    assert alarm == {"status": "active_unack", "repeats": 1}       # judged on worker 1's state: a repeat
+    assert db.execute("SELECT ts FROM device_state WHERE device_id = %s", (cover,)).fetchone()["ts"] == \
+        NOW - dt.timedelta(seconds=10)
+    other.close()
