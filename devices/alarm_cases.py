@@ -53,7 +53,8 @@ def case_finished(conn: psycopg.Connection, case: dict, actor: Any, final_state:
                                   by=f"case:{case['case_no']}")
         conn.execute("UPDATE device_alarm SET status = 'cleared', acked_at = coalesce(acked_at, now()),"
                      " acked_by = coalesce(acked_by, %s) WHERE id = %s", (actor.username, alarm["id"]))
-        conn.execute("UPDATE device_state SET rules = rules #- ARRAY['rules', %s] WHERE device_id = %s",
+        conn.execute("UPDATE device_state SET rules = rules #- ARRAY['rules', %s], version = version + 1"
+                     " WHERE device_id = %s",
                      (rule.id, alarm["device_id"]))                 # raised afresh if the fault comes back
         _record(conn, alarm, actor, f"{said}，设备最新读数已不满足告警条件，告警解除", "device_alarm.case_cleared")
         return

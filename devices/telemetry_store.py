@@ -2,8 +2,9 @@
 messages only after it commits):
 
     check each message against its device's type ──▶ COPY into the day partitions (a reading
-    already stored is a no-op) ──▶ dead letters ──▶ with the devices' state rows locked: the
-    rules on every reading newer than the device's last, state and alarms written back
+    already stored is a no-op) ──▶ dead letters ──▶ the rules on every reading newer than the
+    device's last ──▶ under the device judging lock: states written back (if nobody changed
+    them meanwhile; else judged again) and alarms raised or cleared
 
 A message with one bad reading is refused whole (dead letter with the reason), like a batch
 of positions. Readings older than the device's newest are stored for the chart but judged
@@ -167,17 +168,12 @@ def write_telemetry(conn: psycopg.Connection, readings: list[tuple[Reading, Rece
         write_dead_letters(conn, refused)
         transitions = []
         if stored or statuses:
-            # Shared among batches (their devices' rows are locked one by one below); the
-            # sweeper and a finishing case take it alone.
-            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (DEVICE_JUDGE_LOCK,))
             judged = {(r.device_id, r.ts): (r, d) for r, _, d in good}      # a reading twice in a batch: once
             for key in seen_before:
                 judged.pop(key, None)
             try:
                 with conn.transaction():            # a savepoint: a bug in judging costs no reading
-                    states = _lock_states(conn, {r.device_id for r, _ in judged.values()}
-                                          | {s.device_id for s in statuses})
-                    transitions = _judge(conn, list(judged.values()), writer.desk, states)
+                    transitions = _judge(conn, list(judged.values()), writer.desk)
                     _statuses(conn, statuses)
             except psycopg.OperationalError:
                 raise                               # the database is gone: the whole batch is retried
@@ -219,28 +215,13 @@ def _insert_new(conn: psycopg.Connection, rows: list[tuple]) -> tuple[int, set[t
     return stored, set(zip(ids or (), times or ()))
 
 
-_STATES = "SELECT device_id, ts, values::text, rules::text FROM device_state WHERE device_id = ANY(%s::text[])" \
-          " ORDER BY device_id FOR UPDATE"
-
-
-def _lock_states(conn: psycopg.Connection, ids: set[str]) -> dict[str, tuple]:
-    """The devices' (ts, values, rule state), their rows locked in id order: two workers
-    judging the same device take turns, and overlapping batches wait rather than deadlock.
-    A device heard from for the first time gets its row first."""
-    ordered = sorted(ids)
-    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
-        rows = cur.execute(_STATES, (ordered,)).fetchall()
-        if len(rows) < len(ordered):
-            found = {row[0] for row in rows}
-            missing = [i for i in ordered if i not in found]
-            cur.execute("INSERT INTO device_state (device_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                        (missing,))
-            rows += cur.execute(_STATES, (missing,)).fetchall()
-    return {device_id: (ts, orjson.loads(values), orjson.loads(rules)) for device_id, ts, values, rules in rows}
-
-
 def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
-           desk: CaseDesk | None, states: dict[str, tuple]) -> list[tuple[str, Transition]]:
+           desk: CaseDesk | None) -> list[tuple[str, Transition]]:
+    """The rules on the new readings, optimistically: the states are read and the readings
+    judged with no lock held, so two workers judge side by side; then, under the judging lock,
+    each state is written back only if its version is still the one read. A device another
+    worker (or a finishing case) changed meanwhile is read and judged again under the lock,
+    and only then are alarms raised or cleared."""
     by_device: dict[str, list[Reading]] = defaultdict(list)
     registered: dict[str, Registered] = {}
     for r, d in readings:
@@ -248,10 +229,36 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
         registered[r.device_id] = d
     if not by_device:
         return []
+    out, rows = _evaluate(by_device, registered, _read_states(conn, list(by_device)))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (DEVICE_JUDGE_LOCK,))
+    stale = _write_states(conn, rows)
+    if stale:
+        again = {device_id: by_device[device_id] for device_id in stale}
+        out = [(device_id, t) for device_id, t in out if device_id not in again]
+        out_again, rows = _evaluate(again, registered, _read_states(conn, list(again)))
+        _write_states(conn, rows)                   # under the lock: nobody can have moved them on
+        out += out_again
+    _apply(conn, out, registered, desk)
+    _heard_from(conn, registered)
+    return out
+
+
+def _read_states(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple]:
+    """device id → (ts, values, rule state, version); a device never judged has none."""
+    with conn.cursor(row_factory=tuple_row) as cur:     # thousands of rows: tuples, not dicts
+        rows = cur.execute("SELECT device_id, ts, values::text, rules::text, version FROM device_state"
+                           " WHERE device_id = ANY(%s::text[])", (ids,)).fetchall()
+    return {device_id: (ts, orjson.loads(values), orjson.loads(rules), version)
+            for device_id, ts, values, rules, version in rows}
+
+
+def _evaluate(by_device: dict[str, list[Reading]], registered: dict[str, Registered],
+              states: dict[str, tuple]) -> tuple[list[tuple[str, Transition]], list[tuple]]:
+    """Transitions, and the state rows to write back (with the version they were judged on)."""
     out: list[tuple[str, Transition]] = []
     rows = []
     for device_id in sorted(by_device):
-        last, values, rule_state = states.get(device_id) or (None, {}, {})
+        last, values, rule_state, version = states.get(device_id) or (None, {}, {}, 0)
         for r in sorted(by_device[device_id], key=lambda r: r.ts):
             if last is not None and r.ts <= last:
                 continue                            # late: stored for the chart, judged by nobody
@@ -259,21 +266,29 @@ def _judge(conn: psycopg.Connection, readings: list[tuple[Reading, Registered]],
                                                      r.values)]
             values.update(r.values)
             last = r.ts
-        rows.append((device_id, last, _json(values), _json(rule_state)))
-    # Thousands of states per batch: COPYed to a staging table and upserted in one statement.
+        rows.append((device_id, last, _json(values), _json(rule_state), version))
+    return out, rows
+
+
+def _write_states(conn: psycopg.Connection, rows: list[tuple]) -> list[str]:
+    """Upsert the states whose version is unchanged (thousands a batch: COPY, one statement);
+    the ids of those changed by someone else since they were read."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS device_state_in (device_id text, ts timestamptz, values jsonb,"
-                 " rules jsonb) ON COMMIT DELETE ROWS")
-    with conn.cursor() as cur:
-        with cur.copy("COPY device_state_in (device_id, ts, values, rules) FROM STDIN") as copy:
+                 " rules jsonb, version bigint) ON COMMIT DELETE ROWS")
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute("DELETE FROM device_state_in")          # judged again: the first try's rows
+        with cur.copy("COPY device_state_in (device_id, ts, values, rules, version) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cur.execute("INSERT INTO device_state (device_id, ts, values, rules, seen_at)"
-                    " SELECT device_id, ts, values, rules, now() FROM device_state_in"
-                    " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
-                    " rules = excluded.rules, seen_at = now()")
-    _apply(conn, out, registered, desk)
-    _heard_from(conn, registered)
-    return out
+        [stale] = cur.execute(
+            "WITH up AS (INSERT INTO device_state AS s (device_id, ts, values, rules, seen_at, version)"
+            "            SELECT device_id, ts, values, rules, now(), version + 1 FROM device_state_in"
+            "            ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts, values = excluded.values,"
+            "            rules = excluded.rules, seen_at = now(), version = excluded.version"
+            "            WHERE s.version = excluded.version - 1 RETURNING device_id)"
+            " SELECT array_agg(i.device_id) FROM device_state_in i"
+            " WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.device_id = i.device_id)").fetchone()
+    return stale or []
 
 
 def _heard_from(conn: psycopg.Connection, registered: dict[str, Registered]) -> None:

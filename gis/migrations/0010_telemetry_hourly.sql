@@ -16,3 +16,7 @@ CREATE INDEX telemetry_hourly_hour_idx ON telemetry_hourly (hour);
 -- Every reading rewrites its device's state row: room on each page lets PostgreSQL update it
 -- in place (a HOT update, no new index entry).
 ALTER TABLE device_state SET (fillfactor = 70);
+
+-- Bumped by every write of a device's rule state: a worker that judged readings on a state
+-- someone has changed since must judge them again (devices.telemetry_store).
+ALTER TABLE device_state ADD COLUMN version bigint NOT NULL DEFAULT 0;

@@ -164,34 +164,26 @@ def test_a_bug_in_judging_keeps_the_readings_and_is_counted(db, app_conn, cover,
     assert db.execute("SELECT count(*) AS n FROM telemetry").fetchone()["n"] == 1
 
 
-def test_two_workers_judging_one_device_take_turns(db, app_conn, cover, settings):
-    """Batches share the judging lock; a device's state row is what serializes them."""
+def test_a_device_judged_by_two_workers_at_once_is_judged_again_on_the_newer_state(db, app_conn, cover, settings):
+    """Worker 2 judges its reading while worker 1's batch on the same device is not committed
+    yet; writing back, it finds the state moved on and judges again: one alarm, one repeat."""
     import threading
 
     from gis.db import connect, prepare_app_session
     other = connect(settings.database_url)
     prepare_app_session(other, settings.db_app_role)
-    add_device(db, NewDevice("WL-1", "waterlogging_gauge", 113.3405, 27.0005), actor="test")
     first, second = TelemetryWriter(), TelemetryWriter()
-
-    def in_background(device: str, seconds: int) -> threading.Event:
-        done = threading.Event()
-        threading.Thread(target=lambda: (push(other, second, (device, {"ts": at(seconds), "values": {"open": True}}
-                                                              if device == cover else {"depth_cm": 3})),
-                                         done.set()), daemon=True).start()
-        return done
-
     push(app_conn, first, (cover, {"ts": at(-40), "values": {"open": False}}))     # their days' partitions known
-    push(other, second, ("WL-1", {"ts": at(-40), "values": {"depth_cm": 1}}))
+    push(other, second, (cover, {"ts": at(-30), "values": {"open": False}}))
+    done = threading.Event()
     with app_conn.transaction():                          # worker 1's batch, not committed yet
         push(app_conn, first, (cover, {"ts": at(-20), "values": {"open": True}}))
-        assert in_background("WL-1", -15).wait(10)       # another device's batch is not held up
-        done = in_background(cover, -10)
-        assert not done.wait(1.0)                         # the same device's waits for its row
-    done.wait(10)
-    assert done.is_set()
+        threading.Thread(target=lambda: (push(other, second, (cover, {"ts": at(-10), "values": {"open": True}})),
+                                         done.set()), daemon=True).start()
+        assert not done.wait(1.0)                         # it judged on the old state; now it waits to write
+    assert done.wait(10)
     alarm = db.execute("SELECT status, repeats FROM device_alarm").fetchone()
-    assert alarm == {"status": "active_unack", "repeats": 1}       # judged on worker 1's state: a repeat
-    assert db.execute("SELECT ts FROM device_state WHERE device_id = %s", (cover,)).fetchone()["ts"] == \
-        NOW - dt.timedelta(seconds=10)
+    assert alarm == {"status": "active_unack", "repeats": 1}       # judged again on worker 1's state: a repeat
+    state = db.execute("SELECT ts, version FROM device_state WHERE device_id = %s", (cover,)).fetchone()
+    assert state == {"ts": NOW - dt.timedelta(seconds=10), "version": 4}
     other.close()
