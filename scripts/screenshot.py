@@ -1,5 +1,6 @@
 """Screenshots of the running demo for the README:
-`python scripts/screenshot.py [URL] [OUT]` (the map) or `… [URL] [OUT] UNIT_ID` (that unit's replay)."""
+`python scripts/screenshot.py [URL] [OUT]` (the map), `… [URL] [OUT] UNIT_ID` (that unit's replay)
+or `… [URL] [OUT] /PATH` (another page, e.g. /devices#device/SIM-MANHOLE-COVER-001)."""
 from __future__ import annotations
 
 import sys
@@ -14,10 +15,17 @@ def main(base: str = "http://127.0.0.1:8000", out: str = "docs/screenshot-map.pn
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
-        page.goto(f"{base}/units/{unit}/replay" if unit else f"{base}/map")
+        page.goto(f"{base}{unit}" if unit and unit.startswith("/") else
+                  f"{base}/units/{unit}/replay" if unit else f"{base}/map")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "citygrid-demo")
         page.click("form#login button[type=submit]")
+        if unit and unit.startswith("/"):
+            page.wait_for_timeout(5000)
+            page.screenshot(path=out)
+            browser.close()
+            print(out)
+            return
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         if unit:
             page.wait_for_timeout(3000)
