@@ -15,8 +15,9 @@ from command.routes import (auth_routes, case_routes, evaluation_routes, health,
 from command.routes import report_routes
 from command.live import LiveBus
 from command.routes import device_routes, live_routes, osmand_routes, unit_routes
+from command.routes import camera_live_routes, camera_routes, track_routes
+from command.live_frames import LiveFrames
 from devices import alarm_cases
-from command.routes import track_routes
 from gis.config import Settings
 from gis.db import open_pool
 from workflows.cases import CaseDesk
@@ -44,6 +45,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
             yield
         finally:
             await live.stop()
+            app.state.live_frames.close()
             if timers:
                 timers.stop()
             if own_pool:
@@ -57,6 +59,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     # A finished case settles the device alarm that opened it (devices is above workflows).
     app.state.desk = CaseDesk(desk.flow, desk.calendar, [*desk.on_finished, alarm_cases.case_finished])
     app.state.osmand = osmand_routes.OsmandIntake(settings)      # /osmand: one writer per app
+    app.state.live_frames = LiveFrames()                          # the wall's pictures: one decode per camera
     http_errors.install(app)
     # Tracks are big JSON (SSE is left alone). Level 4: on a day's track level 6 takes several
     # times as long for a few percent less (bench/bench_replay.py).
@@ -66,5 +69,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
         app.include_router(module.router)
     for module in (unit_routes, osmand_routes, live_routes, track_routes, device_routes):
         app.include_router(module.router)
+    app.include_router(camera_routes.router)
+    app.include_router(camera_live_routes.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -41,6 +41,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "device.manage": frozenset({"admin", "shift_lead"}),        # registry, rule overrides
     "device.alarm": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher", "department"}),
     "device.command": frozenset({"admin", "commander", "shift_lead", "operator", "dispatcher", "department"}),
+    # Cameras (视频监控): every staff role sees them, their events and the coverage; admins register them.
+    "camera.read": ALL,
+    "camera.manage": frozenset({"admin"}),
 }
 
 _hasher = PasswordHasher()

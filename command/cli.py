@@ -489,6 +489,119 @@ def units_report(date: Annotated[str, typer.Option(help="the local day, YYYY-MM-
                    f" {s['early'] + s['late_early']} early leave; written to {out}")
 
 
+# ---------------------------------------------------------------- cameras (视频监控)
+cameras_app = typer.Typer(help="Cameras (视频监控): registry, view sectors and zones.", no_args_is_help=True)
+app.add_typer(cameras_app, name="cameras")
+
+
+def _zones_from_options(values: list[str]) -> list:
+    """--zone values: each a JSON zone object or a JSON list of them."""
+    zones: list = []
+    for value in values:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as e:
+            fail(f"--zone {value!r} is not JSON ({e.msg}); give "
+                 '\'{"id": "gate", "purpose": "no_dumping", "points": [[0.1, 0.5], [0.4, 0.5], [0.4, 0.9]]}\'')
+        zones.extend(parsed if isinstance(parsed, list) else [parsed])
+    return zones
+
+
+@cameras_app.command("add")
+def cameras_add(name: Annotated[str, typer.Option(help="the camera's name, e.g. 联星路与建设路口东")],
+                url: Annotated[str, typer.Option(help="main stream: rtsp://…, http(s)://… (MJPEG) or a file")],
+                lon: Annotated[float, typer.Option(help="WGS84 longitude")],
+                lat: Annotated[float, typer.Option(help="WGS84 latitude")],
+                bearing: Annotated[float, typer.Option(help="where it looks: degrees clockwise from north")],
+                fov: Annotated[float, typer.Option(help="horizontal field of view in degrees (360: all round)")],
+                range_m: Annotated[float, typer.Option("--range", help="how far it usefully sees, metres")],
+                sub_url: Annotated[Optional[str], typer.Option(help="low-resolution analysis stream")] = None,
+                zone: Annotated[list[str], typer.Option(help="a zone as JSON, or a JSON list of zones (repeatable)")] = [],  # noqa: B006
+                group: Annotated[Optional[str], typer.Option(help="video-wall group")] = None,
+                height: Annotated[Optional[float], typer.Option(help="mounting height, metres")] = None,
+                dept: Annotated[Optional[str], typer.Option(help="owning department's name")] = None):
+    """Register a camera (its grid and view sector are derived); prints the camera id."""
+    import getpass
+
+    from gis.errors import CityGridError
+    from video.cameras import NewCamera, add_camera
+
+    camera = NewCamera(name=name, url=url, sub_url=sub_url, lon=lon, lat=lat, bearing_deg=bearing, fov_deg=fov,
+                       range_m=range_m, height_m=height, group=group, dept=dept, zones=_zones_from_options(zone))
+    with owner_connection() as conn:
+        try:
+            row = add_camera(conn, camera, actor=f"cli:{getpass.getuser()}")
+        except CityGridError as e:
+            fail(str(e))
+    typer.echo(row["id"])
+
+
+@cameras_app.command("list")
+def cameras_list(group: Annotated[Optional[str], typer.Option(help="only this video-wall group")] = None,
+                 area: Annotated[Optional[str], typer.Option(help="a county/street/community/grid code")] = None):
+    """The cameras, one a line: id, name, group, grid, place, bearing/fov/range, status."""
+    from video.cameras import list_cameras
+
+    with owner_connection() as conn:
+        rows = list_cameras(conn, group=group, area=area, limit=100_000)
+    for c in rows:
+        status = {True: "online", False: f"offline ({c['status_reason'] or '?'})", None: "not tried"}[c["online"]]
+        typer.echo(f"{c['id']}\t{c['name']}\t{c['group'] or '-'}\t{c['grid_code']}\t{c['lon']:.6f},{c['lat']:.6f}"
+                   f"\t{c['bearing_deg']:g}°/{c['fov_deg']:g}°/{c['range_m']:g} m\t{len(c['zones'])} zones"
+                   f"\t{'active' if c['active'] else 'off'}, {status}")
+    if not rows:
+        typer.echo("no cameras", err=True)
+
+
+@cameras_app.command("serve-streams")
+def cameras_serve_streams(folder: Annotated[Optional[Path], typer.Option(
+        "--dir", help="the clips to serve (default: the demo's, under the data folder)")] = None,
+        port: Annotated[int, typer.Option(help="the first clip's port; the next ones count up")] = 18900):
+    """Serve each .mp4 clip in a folder as an HTTP MJPEG camera (looped, real time) on
+    127.0.0.1, one port each: the demo's cameras (测试视频流), as IP cameras serve them."""
+    import signal
+    import threading
+
+    from command.demo_cameras import streams_dir
+    from video.test_streams import MjpegServer
+
+    clips = sorted((folder or streams_dir(settings().data_dir)).glob("*.mp4"))
+    if not clips:
+        fail("no .mp4 clips to serve; `citygrid demo seed` makes the demo's")
+    servers = []
+    for i, clip in enumerate(clips):
+        try:
+            servers.append(MjpegServer(clip, port + i, fps=10))
+        except (OSError, RuntimeError) as e:
+            fail(f"cannot serve {clip.name} on port {port + i}: {e}")
+        typer.echo(f"{clip.name}\thttp://127.0.0.1:{port + i}/")
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    for server in servers:
+        server.stop()
+
+
+@app.command("video")
+def video(name: Annotated[Optional[str], typer.Option(
+        help="this worker's name (default: the host name); cameras are shared among the workers alive")] = None):
+    """Run a camera worker: it takes its share of the cameras by lease, analyses their
+    sub-streams (motion, left objects, stalls) and writes events, snapshots and cases; a
+    worker that stops or dies hands its cameras on within one lease period (Ctrl-C/SIGTERM)."""
+    import logging
+    import signal
+    import socket
+
+    from video.worker import VideoWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = VideoWorker(settings(), name or socket.gethostname())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()
+
+
 @app.command("ingest")
 def ingest(name: Annotated[Optional[str], typer.Option(
         help="this worker's stable name (default: the host name); a restarted worker must keep"

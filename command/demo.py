@@ -10,6 +10,7 @@ import yaml
 import psycopg
 
 from command.auth import create_user
+from command.demo_cameras import CLIP_S, seed_cameras
 from command.demo_cases import seed_cases
 from gis import basemap
 from gis.codes import make_part_id
@@ -55,8 +56,8 @@ def already_seeded(conn: psycopg.Connection, county_code: str) -> bool:
 
 
 def seed_demo(conn: psycopg.Connection, *, data_dir: Path, seed: int = 2026, force: bool = False,
-              log: Callable[[str], None] = print, now: dt.datetime | None = None) -> str:
-    """Seed what is missing — the city, the demo accounts, the demo cases — so running it
+              log: Callable[[str], None] = print, now: dt.datetime | None = None, camera_clip_s: float = CLIP_S) -> str:
+    """Seed what is missing — the city, the demo accounts, the demo cases, the cameras — so running it
     again (or on a database from an older version) fills gaps and changes nothing else."""
     done = []
     if force or not already_seeded(conn, COUNTY_CODE):
@@ -68,6 +69,9 @@ def seed_demo(conn: psycopg.Connection, *, data_dir: Path, seed: int = 2026, for
         cases = seed_cases(conn, CaseDesk.default(), seed=seed, password=DEMO_PASSWORD, data_dir=data_dir,
                            now=now or dt.datetime.now(dt.timezone.utc))
         done.append(f"{cases} demo cases")
+    cameras = seed_cameras(conn, data_dir, log=log, clip_s=camera_clip_s)
+    if cameras:
+        done.append(f"{cameras} cameras (streams: `citygrid cameras serve-streams`)")
     return (f"demo city {COUNTY_NAME} ({COUNTY_CODE}): " + "; ".join(done)) if done else \
         f"demo city {COUNTY_NAME} ({COUNTY_CODE}) is already seeded; --force to load it again"
 

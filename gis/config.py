@@ -6,6 +6,7 @@ default secret (Settings.check_secret) so a deployment cannot run with a key eve
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     device_alarm_escalate_minutes: int = 15  # a device alarm nobody acknowledged → shift leads are told
     device_rate_per_s: float = 20.0          # one device's messages beyond this rate …
     device_burst: int = 600                  # … and burst are dead-lettered as rate_limited (限流)
+    camera_lease_seconds: int = 30           # a dead video worker's cameras move on within this
+    dwell_minutes: float = 2.0               # a thing left still this long in a no-dumping/vending zone → event
+    video_decoder: Literal["opencv", "ffmpeg"] = "opencv"   # in-process (less memory), or a process per camera
     ingest_batch_max: int = 5000             # messages per database transaction, at most …
     ingest_batch_wait_ms: int = 50           # … or what arrived within this time
     poor_accuracy_m: float = 100.0           # fixes less accurate than this are flagged

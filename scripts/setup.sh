@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql-15-postgis-3 postgresql-client-15 mosquitto mosquitto-clients ffmpeg chromium
-              fonts-noto-cjk python3-venv curl ca-certificates)
+              fonts-noto-cjk python3-venv curl ca-certificates
+              python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 # Node.js may come from elsewhere (with its own npm); take Debian's only when there is none.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 

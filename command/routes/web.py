@@ -47,6 +47,12 @@ def alarm_page(request: Request):
     return templates.TemplateResponse(request, "alarms.html", {"demo": request.app.state.settings.demo})
 
 
+@router.get("/wall", response_class=HTMLResponse)
+def video_wall(request: Request):
+    """The video wall: camera groups in a 1/4/9/16 layout, live."""
+    return templates.TemplateResponse(request, "wall.html", {"demo": request.app.state.settings.demo})
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs():
     """The OpenAPI explorer, served from our vendored copy of Swagger UI (works offline)."""

@@ -23,7 +23,7 @@ def demo_db(pg_cluster, template_db, tmp_path_factory):
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     data_dir = tmp_path_factory.mktemp("demo-data")
     with connect(pg_cluster.url(name)) as conn:
-        summary = seed_demo(conn, data_dir=data_dir, seed=2026, log=lambda _: None)
+        summary = seed_demo(conn, data_dir=data_dir, seed=2026, log=lambda _: None, camera_clip_s=50)
     yield pg_cluster.url(name), data_dir, summary
     with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -63,6 +63,16 @@ def test_seed_fills_the_city_and_is_idempotent(seeded, db, settings):
     again = seed_demo(db, data_dir=settings.data_dir, seed=2026, log=lambda _: None)
     assert "already seeded" in again
     assert db.execute("SELECT count(*) AS n FROM part").fetchone()["n"] == counts["parts"]
+
+
+def test_the_demo_cameras_look_down_streets_with_their_clips_on_disk(seeded, db, settings):
+    cameras = db.execute("SELECT name, url, grid_code, zones, ST_IsValid(sector) AS ok FROM camera ORDER BY id").fetchall()
+    assert len(cameras) == 4 and "4 cameras" in seeded
+    assert all(c["ok"] and c["grid_code"] for c in cameras)
+    assert [len(c["zones"]) for c in cameras] == [1, 0, 1, 0]              # a bag is left before two of them
+    assert [c["url"] for c in cameras] == [f"http://127.0.0.1:{18900 + i}/" for i in range(4)]
+    clips = sorted((settings.data_dir / "streams").glob("*.mp4"))
+    assert [c.name for c in clips] == [f"street-{i}.mp4" for i in range(4)] and all(c.stat().st_size for c in clips)
 
 
 def test_a_database_without_cases_gets_them_on_the_next_run(seeded, db, settings):

@@ -50,6 +50,8 @@ const STRINGS = {
     description_needed: "请填写问题描述", hotline_done: "已受理，转监督员核实：",
     // IoT devices (/devices) and device alarms (/alarms); the header's page links
     nav_map: "地图", nav_console: "案卷", nav_devices: "设备", nav_alarms: "告警",
+    nav_wall: "视频墙", wall_title: "视频墙 · CityGrid Command", wall_group: "分组", wall_all: "全部摄像机",
+    wall_online: "在线", wall_offline: "离线", wall_no_signal: "无信号，稍后重试", wall_none: "没有摄像机",
     devices_title: "物联感知设备 · CityGrid Command", alarms_title: "设备告警 · CityGrid Command",
     dv_all_types: "全部类型", dv_any_state: "全部状态", dv_with_alarms: "有告警", dv_offline: "离线",
     dv_normal: "正常", dv_id: "设备编号", dv_type: "类型", dv_online: "在线", dv_last_reading: "最新读数",
@@ -123,6 +125,8 @@ const STRINGS = {
     pick_point: "Click the map where the problem is", photos_optional: "Photos (optional)", submit_hotline: "Take the call",
     description_needed: "Describe the problem", hotline_done: "Taken; sent to the inspector for verification:",
     nav_map: "Map", nav_console: "Cases", nav_devices: "Devices", nav_alarms: "Alarms",
+    nav_wall: "Video wall", wall_title: "Video wall · CityGrid Command", wall_group: "Group", wall_all: "All cameras",
+    wall_online: "online", wall_offline: "offline", wall_no_signal: "No signal; trying again shortly", wall_none: "No cameras",
     devices_title: "IoT devices · CityGrid Command", alarms_title: "Device alarms · CityGrid Command",
     dv_all_types: "All types", dv_any_state: "Any state", dv_with_alarms: "With alarms", dv_offline: "Offline",
     dv_normal: "Normal", dv_id: "Device", dv_type: "Type", dv_online: "Online", dv_last_reading: "Last reading",
