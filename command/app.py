@@ -18,6 +18,7 @@ from command.routes import device_routes, live_routes, osmand_routes, unit_route
 from command.routes import camera_live_routes, camera_routes, track_routes
 from command.live_frames import LiveFrames
 from devices import alarm_cases
+from video import event_cases
 from gis.config import Settings
 from gis.db import open_pool
 from workflows.cases import CaseDesk
@@ -56,8 +57,10 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     app.state.settings = settings
     app.state.pool = pool
     desk = desk or CaseDesk.default()
-    # A finished case settles the device alarm that opened it (devices is above workflows).
-    app.state.desk = CaseDesk(desk.flow, desk.calendar, [*desk.on_finished, alarm_cases.case_finished])
+    # A finished case settles the device alarm or the camera event that opened it (devices and
+    # video are above workflows).
+    app.state.desk = CaseDesk(desk.flow, desk.calendar,
+                              [*desk.on_finished, alarm_cases.case_finished, event_cases.case_finished])
     app.state.osmand = osmand_routes.OsmandIntake(settings)      # /osmand: one writer per app
     app.state.live_frames = LiveFrames()                          # the wall's pictures: one decode per camera
     http_errors.install(app)

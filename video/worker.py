@@ -59,6 +59,17 @@ class CameraReader(threading.Thread):
         self.dwell_s, self.realtime, self.dismissed = dwell_s, realtime, list(dismissed)
         self.stop_event = threading.Event()
         self.zones = parse_zones(camera["zones"])
+        self.dwell: DwellDetector | None = None
+
+    def dismiss(self, box: list[float], at: float) -> None:
+        """An operator dismissed an object ([x0, y0, x1, y1] shares of the picture): keep it for
+        a detector made after a reconnect, and tell the running one."""
+        x0, y0, x1, y1 = box
+        self.dismissed.append({"box": [x0, y0, x1 - x0, y1 - y0], "at": at})
+        dwell = self.dwell
+        if dwell is not None:
+            w, h = dwell.frame_size
+            dwell.dismiss((round(x0 * w), round(y0 * h), round((x1 - x0) * w), round((y1 - y0) * h)), at)
 
     def run(self) -> None:
         backoff = Backoff()
@@ -84,8 +95,8 @@ class CameraReader(threading.Thread):
                     size = (frame.shape[1], frame.shape[0])
                     motion = MotionDetector(size, self.zones)
                     events = MotionEvents(str(camera_id), zones=self.zones)
-                    dwell = DwellDetector(str(camera_id), size, self.zones, dwell_s=self.dwell_s,
-                                          dismissed=self.dismissed)
+                    dwell = self.dwell = DwellDetector(str(camera_id), size, self.zones, dwell_s=self.dwell_s,
+                                                       dismissed=self.dismissed)
                     backoff.reset()
                     self.out.put(Found(camera_id, "status", online=True, frame_at=_utc(ts)))
                 moved = motion.detect(frame, ts)
@@ -126,6 +137,7 @@ class VideoWorker:
         self.stop_event = threading.Event()
         self.desk = CaseDesk.default()
         self._conn: psycopg.Connection | None = None
+        self._dismissals_seen: int | None = None   # the newest camera_dismissal passed on to the readers
         # Cameras run side by side in threads: OpenCV's own pool would only add overhead
         # (twice the CPU for the motion stage, measured in bench/bench_video.py).
         cv2.setNumThreads(1)
@@ -154,6 +166,8 @@ class VideoWorker:
     def balance(self) -> None:
         """Renew; stop what was lost; let the excess over the fair share go; claim up to it."""
         conn = self._db()
+        if self._dismissals_seen is None:           # cameras claimed from now on load theirs when claimed
+            self._dismissals_seen = conn.execute("SELECT coalesce(max(id), 0) AS n FROM camera_dismissal").fetchone()["n"]
         with conn.transaction():
             kept = leases.renew(conn, self.name, list(self.readers), self.lease)
         for camera_id in set(self.readers) - kept:
@@ -170,6 +184,17 @@ class VideoWorker:
         if claimed:
             for camera in conn.execute(_CAMERA, (claimed,)).fetchall():
                 self._start_reader(camera, event_store.dismissals(conn, camera["id"]))
+        self._pass_on_dismissals(conn)
+
+    def _pass_on_dismissals(self, conn: psycopg.Connection) -> None:
+        """Objects operators dismissed since the last look reach the cameras' detectors."""
+        rows = conn.execute("SELECT id, camera_id, box, extract(epoch FROM dismissed_at) AS at FROM camera_dismissal"
+                            " WHERE id > %s AND camera_id = ANY(%s) ORDER BY id",
+                            (self._dismissals_seen, list(self.readers))).fetchall()
+        for r in rows:
+            self.readers[r["camera_id"]].dismiss(r["box"], float(r["at"]))
+        if rows:
+            self._dismissals_seen = rows[-1]["id"]
 
     def _start_reader(self, camera: dict, dismissed: list[dict]) -> None:
         log.info("analysing camera %s (%s)", camera["id"], camera["name"])

@@ -11,8 +11,11 @@ import time
 
 import psycopg
 
+from video import event_cases
 from video.cameras import NewCamera, add_camera
 from video.worker import VideoWorker
+from workflows.case_rules import ActionRequest
+from workflows.cases import CaseDesk, act
 from workflows.notify import LIVE_CHANNEL
 
 HERE = (113.3405, 27.0005)          # inside the tiny city
@@ -80,6 +83,24 @@ def test_motion_events_a_left_object_case_and_an_offline_camera(db, settings, ti
     assert db.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'camera.offline' AND entity_id = %s",
                       (str(dead_cam),)).fetchone()["n"] == 1
     assert db.execute("SELECT lease_owner FROM camera WHERE id = %s", (street_cam,)).fetchone()["lease_owner"] is None
+
+    # The shift lead voids the case (not a problem): the object is dismissed for good, and the
+    # next worker to hold the camera knows it.
+    from command.auth import create_user
+    lead = create_user(db, username="lead", password="correct-horse-battery", role="shift_lead", actor="test")
+    desk = CaseDesk.default()
+    act(db, CaseDesk(desk.flow, desk.calendar, [event_cases.case_finished]), dwell["case_id"], "void", lead,
+        ActionRequest(note="店家临时堆放，已自行清走"))
+    assert db.execute("SELECT status FROM camera_event WHERE id = %s", (dwell["id"],)).fetchone()["status"] == "dismissed"
+    dismissal = db.execute("SELECT zone_id, box, dismissed_by FROM camera_dismissal").fetchone()
+    assert dismissal["zone_id"] == "pavement" and dismissal["dismissed_by"] == "lead" and len(dismissal["box"]) == 4
+    again = VideoWorker(settings, "video-test-2", lease=dt.timedelta(seconds=30), dwell_s=3.0, realtime=False)
+    try:
+        again.balance()
+        x0, y0, x1, y1 = dismissal["box"]
+        assert again.readers[street_cam].dismissed[0]["box"] == [x0, y0, x1 - x0, y1 - y0]
+    finally:
+        again.shutdown()
 
 
 def test_cameras_are_shared_by_lease_and_a_dead_workers_move_on(db, settings, tiny_city):
