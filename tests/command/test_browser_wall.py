@@ -68,3 +68,20 @@ def test_the_wall_shows_live_pictures_in_layouts(live_server, page, db, street):
     server = urlsplit(live_server).netloc
     assert all(urlsplit(u).netloc == server for u in requested if u.startswith("http")), \
         [u for u in requested if urlsplit(u).netloc != server]
+
+
+def test_the_map_shows_camera_sectors_and_the_blind_spots_with_suggestions(live_server, page, db, tiny_city):  # noqa: F811
+    db.execute("INSERT INTO basemap_road (name, kind, width_m, geom) VALUES ('联星路', '支路', 8,"
+               " ST_GeomFromText('LINESTRING(113.3400 27.0005, 113.3440 27.0005)', 4326))")
+    create_user(db, username="chief", password=PASSWORD, role="commander", display_name="李指挥长", actor="test")
+    _camera(db, "联星路西口", "http://127.0.0.1:9/", "城西")            # a port nobody answers on
+    page.goto(f"{live_server}/map")
+    page.fill("input[name=username]", "chief")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form#login button[type=submit]")
+    expect(page.locator("body")).to_have_attribute("data-cameras", "1", timeout=WAIT_MS)
+    assert page.evaluate("camerasLayer.cameras.getLayers().length") == 2            # its sector and its marker
+    page.get_by_label("监控盲区").check()
+    expect(page.locator("body")).to_have_attribute("data-coverage", "ready", timeout=WAIT_MS)
+    assert page.locator(".cam-suggest").count() >= 1                                 # numbered suggested sites
+    assert page.evaluate("camerasLayer.coverage.getLayers().length") == 2           # grids and suggestions
