@@ -85,3 +85,25 @@ def test_the_map_shows_camera_sectors_and_the_blind_spots_with_suggestions(live_
     expect(page.locator("body")).to_have_attribute("data-coverage", "ready", timeout=WAIT_MS)
     assert page.locator(".cam-suggest").count() >= 1                                 # numbered suggested sites
     assert page.evaluate("camerasLayer.coverage.getLayers().length") == 2           # grids and suggestions
+
+
+def test_a_case_page_shows_the_cameras_that_see_its_place(live_server, page, db, street):  # noqa: F811
+    from workflows.cases import CaseDesk, NewReport, report
+    path, _ = street
+    create_user(db, username="op", password=PASSWORD, role="operator", display_name="陈受理员", actor="test")
+    with serve_mjpeg(path) as camera:
+        seeing = _camera(db, "建设路东", camera.url, "城东")          # at 113.3405, looking east 80 m
+        _camera(db, "背对现场", camera.url, "城东")                    # same place …
+        db.execute("UPDATE camera SET bearing_deg = 270, sector = ST_Rotate(sector, pi(), location) WHERE id = %s",
+                   (seeing + 1,))                                    # … looking the other way
+        case = report(db, CaseDesk.default(), NewReport(source="public", kind="event", class_code="0102",
+                                                        lon=113.3410, lat=27.0005, description="路边垃圾")).case
+        page.goto(f"{live_server}/console#case/{case['id']}")
+        page.fill("input[name=username]", "op")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form#login button[type=submit]")
+        figures = page.locator("#case-cameras figure")
+        expect(figures).to_have_count(1, timeout=WAIT_MS)
+        expect(figures.first).to_have_attribute("data-camera", str(seeing))
+        expect(figures.first).to_contain_text("建设路东")
+        page.wait_for_function("document.querySelector('#case-cameras img').naturalWidth === 320", timeout=WAIT_MS)

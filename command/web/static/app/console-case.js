@@ -48,6 +48,7 @@ const casePage = {
       </div>
       <section><h3>${t("actions")}</h3><div id="case-actions"></div></section>
       <section><h3>${t("photos")}</h3><div id="case-photos" class="photos"></div></section>
+      <section id="case-cameras" hidden><h3>${t("cameras_seeing")}</h3><div class="photos"></div></section>
       ${duplicates.length ? html`<section id="case-duplicates"><h3>${t("duplicates")}</h3><ul class="plain">${duplicates.map((d) =>
         html`<li><a href="#case/${d.id}">${d.case_no}</a> · ${stateName(d.state)} · ${d.distance_m} m · ${fmtTime(d.created_at)}
         ${canMerge ? html`<button type="button" class="link merge-to" data-target="${d.id}">${t("merge_to_this")}</button>` : ""}</li>`)}</ul></section>` : ""}
@@ -66,8 +67,27 @@ const casePage = {
       $("#case-actions select[name=merge_into]").value = b.dataset.target;
     }));
     renderPhotos($("#case-photos"), c);
+    this.showCameras(c);
     this.drawMap(c);
     pane.scrollTop = 0;
+  },
+
+  // The cameras that can see the case's place (within range, inside the sector), nearest
+  // first, each with its latest picture: a look before anyone is sent.
+  async showCameras(c) {
+    let cams;
+    try {
+      cams = (await api.get(`/api/cameras/seeing?lon=${c.lon}&lat=${c.lat}&limit=4`)).data;
+    } catch (_) {
+      return;                                           // a role without camera.read: no section
+    }
+    const box = $("#case-cameras");
+    if (!box || !cams.length) return;
+    const token = encodeURIComponent(api.token);
+    box.querySelector("div").innerHTML = html`${cams.map((cam) => html`<figure class="case-camera" data-camera="${cam.id}">
+      <img alt="${cam.name}" width="320" src="/api/cameras/${cam.id}/snapshot.jpg?width=320&token=${token}">
+      <figcaption>${cam.name} · ${Math.round(cam.distance_m)} m</figcaption></figure>`)}`;
+    box.hidden = false;
   },
 
   drawMap(c) {
