@@ -127,3 +127,37 @@ def test_cameras_are_shared_by_lease_and_a_dead_workers_move_on(db, settings, ti
     finally:
         a.shutdown()
         b.shutdown()
+
+
+def test_a_killed_worker_process_hands_its_cameras_on_within_a_lease_period(db, db_url, settings, tiny_city):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import TEST_SECRET
+
+    cameras = [_camera(db, f"路口{i}", f"http://127.0.0.1:{_closed_port()}/{i}") for i in range(3)]
+    env = {**os.environ, "CITYGRID_DATABASE_URL": db_url, "CITYGRID_SECRET_KEY": TEST_SECRET, "CITYGRID_DEMO": "0",
+           "CITYGRID_CAMERA_LEASE_SECONDS": "3", "CITYGRID_DATA_DIR": str(settings.data_dir)}
+    doomed = subprocess.Popen([sys.executable, "-m", "command.cli", "video", "--name", "doomed"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        held = _wait(db, "SELECT count(*) = %s AS all_held FROM camera WHERE lease_owner = 'doomed'", (len(cameras),),
+                     timeout=30)
+        assert held["all_held"], "the worker process did not take the cameras"
+        doomed.send_signal(signal.SIGKILL)                           # no goodbye: its leases just lapse
+        doomed.wait(10)
+        heir = VideoWorker(settings, "heir", lease=dt.timedelta(seconds=3))
+        thread = threading.Thread(target=heir.run, daemon=True)
+        thread.start()
+        try:
+            moved = _wait(db, "SELECT count(*) = %s AS all_moved FROM camera WHERE lease_owner = 'heir'",
+                          (len(cameras),), timeout=30)
+        finally:
+            heir.stop()
+            thread.join(15)
+        assert moved["all_moved"]              # (how soon: the lease test above, on a clock it controls)
+    finally:
+        doomed.kill()
+        doomed.wait(10)
