@@ -553,6 +553,33 @@ def cameras_list(group: Annotated[Optional[str], typer.Option(help="only this vi
         typer.echo("no cameras", err=True)
 
 
+# ---------------------------------------------------------------- plans (应急预案)
+plans_app = typer.Typer(help="Emergency plans (应急预案) as YAML documents.", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+
+
+@plans_app.command("validate")
+def plans_validate(files: Annotated[list[Path], typer.Argument(help="plan documents (YAML)", exists=False)]):
+    """Check plan documents; prints every problem with its line and field, exits 1 if any."""
+    from workflows.plans import PlanRefused, load_plan_file
+
+    failed = False
+    for path in files:
+        try:
+            plan = load_plan_file(path)
+        except OSError as e:
+            typer.echo(f"{path}: cannot read it ({e.strerror})", err=True)
+            failed = True
+            continue
+        except PlanRefused as e:
+            typer.echo(str(e), err=True)
+            failed = True
+            continue
+        steps = sum(len(b["steps"]) for b in plan.levels.values())
+        typer.echo(f"{path}: ok — {plan.name} v{plan.version}, levels {'/'.join(plan.levels)}, {steps} steps")
+    raise typer.Exit(1 if failed else 0)
+
+
 @cameras_app.command("serve-streams")
 def cameras_serve_streams(folder: Annotated[Optional[Path], typer.Option(
         "--dir", help="the clips to serve (default: the demo's, under the data folder)")] = None,
