@@ -33,6 +33,7 @@ A plan document:
 """
 from __future__ import annotations
 
+import functools
 import graphlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,9 @@ class PlanRefused(Invalid):
         super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
 
 
+@functools.cache
 def resource_types(path: Path = RESOURCE_TYPES_FILE) -> dict[str, dict]:
+    """The resource type catalog (read once per process: it ships with the code)."""
     return yaml.safe_load(path.read_text(encoding="utf-8"))["types"]
 
 
