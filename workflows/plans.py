@@ -318,6 +318,7 @@ def _step(check: _Check, raw: Any, path: tuple, level: str, organisation: dict, 
 def _dependencies(check: _Check, levels: dict[str, dict], step_levels: dict[str, str]) -> None:
     """Each depends_on names a step of its level or a lower one; no circles."""
     graph = {}
+    deadlines = {s.id: s.deadline_min for body in levels.values() for s in body["steps"]}
     for level, body in levels.items():
         for i, step in enumerate(body["steps"]):
             for j, dep in enumerate(step.depends_on):
@@ -327,6 +328,9 @@ def _dependencies(check: _Check, levels: dict[str, dict], step_levels: dict[str,
                 elif LEVELS.index(step_levels[dep]) > LEVELS.index(level):
                     check.bad(path, f"{dep!r} belongs to the higher level {step_levels[dep]}, which a level-{level}"
                                     " response does not run")
+                elif deadlines[dep] > step.deadline_min:
+                    check.bad(path, f"{step.id!r} is due {step.deadline_min:g} min after activation, before {dep!r}"
+                                    f" (due {deadlines[dep]:g} min), which must be done first")
             graph[step.id] = [d for d in step.depends_on if d in step_levels]
     try:
         graphlib.TopologicalSorter(graph).prepare()

@@ -34,8 +34,9 @@ def test_a_circle_of_dependencies_is_refused_naming_it():
                         "depends_on: [verify]\n        resources: [{type: pump_truck", 1)
     text = text.replace("        title: 现场核实积水点位、深度和范围并回传照片\n",
                         "        title: 现场核实积水点位、深度和范围并回传照片\n        depends_on: [pumps]\n", 1)
-    [problem] = _refused(text)
-    assert "circle" in problem and "verify" in problem and "pumps" in problem
+    problems = _refused(text)
+    [circle] = [p for p in problems if "circle" in p]
+    assert "verify" in circle and "pumps" in circle
 
 
 @pytest.mark.parametrize("change, words, at_change", [
@@ -50,6 +51,8 @@ def test_a_circle_of_dependencies_is_refused_naming_it():
     (("urgency: Immediate", "urgency: Now"), "CAP 1.2", True),
     (("version: 1", "version: one"), "whole number", True),
     (("commander: {post: 县应急指挥长}", "chief: {post: 县应急指挥长}"), "needs a commander role", False),
+    (("deadline_min: 60\n        depends_on: [verify]", "deadline_min: 10\n        depends_on: [verify]"),
+     "which must be done first", False),
 ])
 def test_a_broken_plan_is_refused_with_the_line_and_field(change, words, at_change):
     old, new = change
@@ -65,7 +68,8 @@ def test_a_broken_plan_is_refused_with_the_line_and_field(change, words, at_chan
 
 def test_every_problem_is_listed_and_bad_yaml_is_named():
     text = GOOD.replace("role: traffic", "role: army").replace("deadline_min: 45", "deadline_min: 0")
-    assert len(_refused(text)) == 2
+    problems = _refused(text)              # the role, the deadline, and that deadline coming before its dependency's
+    assert len(problems) == 3 and sum("must be done first" in p for p in problems) == 1
     [problem] = _refused("id: x\nname: [unclosed\n")
     assert problem.startswith("line 3, column 1: not valid YAML")
     assert "a plan is a mapping" in _refused("- just a list\n")[0]
@@ -91,5 +95,5 @@ def test_citygrid_plans_validate_exits_non_zero_with_the_errors(tmp_path):
     assert ok.exit_code == 0 and "ok — 攸县城市内涝应急预案 v1, levels Ⅳ/Ⅲ, 7 steps" in ok.output
     bad = CliRunner().invoke(app, ["plans", "validate", str(broken), str(tmp_path / "missing.yaml")], env=env)
     assert bad.exit_code == 1
-    assert "2 problem(s)" in bad.output and "unknown role 'army'" in bad.output and "must be after activation" in bad.output
+    assert "3 problem(s)" in bad.output and "unknown role 'army'" in bad.output and "must be after activation" in bad.output
     assert "missing.yaml: cannot read it" in bad.output
