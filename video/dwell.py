@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from video.motion import Box, Motion, snapshot_jpeg
+from video.motion import Box, Motion, snapshot_jpeg, to_full
 from video.zones import Zone
 
 DWELL_PURPOSES = ("no_dumping", "no_vending")
@@ -312,11 +312,7 @@ class DwellDetector:
     # --- output ------------------------------------------------------------------------------
 
     def _to_full(self, box: Box) -> Box:
-        sx, sy = self._scale
-        x, y, w, h = box
-        fw, fh = self.frame_size
-        x0, y0 = int(x * sx), int(y * sy)
-        return x0, y0, min(fw - x0, int(np.ceil(w * sx))), min(fh - y0, int(np.ceil(h * sy)))
+        return to_full(box, self._scale, self.frame_size)
 
     def _to_small(self, box: Box) -> Box:
         sx, sy = self._scale

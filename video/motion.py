@@ -132,11 +132,7 @@ class MotionDetector:
                       gray=small, mask=mask)
 
     def _to_full(self, box: Box) -> Box:
-        sx, sy = self._scale
-        x, y, w, h = box
-        fw, fh = self.frame_size
-        x0, y0 = int(x * sx), int(y * sy)
-        return x0, y0, min(fw - x0, int(np.ceil(w * sx))), min(fh - y0, int(np.ceil(h * sy)))
+        return to_full(box, self._scale, self.frame_size)
 
     def _zones_hit(self, mask: np.ndarray, boxes: list[Box]) -> tuple[str, ...]:
         """Zones with moving pixels of a kept box inside them (pixels, not box corners: an
@@ -275,6 +271,15 @@ class MotionEvents:
         ev.last_sent = ts
         return EventChange(kind, ev.event_id, self.camera_id, tuple(sorted(ev.zone_ids)), ev.started_at, ended_at,
                            jpeg, ev.best_at, list(ev.best_boxes), ev.best_area, ev.frames)
+
+
+def to_full(box: Box, scale: tuple[float, float], frame_size: tuple[int, int]) -> Box:
+    """A box found on the small analysis picture, on the full-resolution frame (kept inside it)."""
+    sx, sy = scale
+    x, y, w, h = box
+    fw, fh = frame_size
+    x0, y0 = int(x * sx), int(y * sy)
+    return x0, y0, min(fw - x0, int(np.ceil(w * sx))), min(fh - y0, int(np.ceil(h * sy)))
 
 
 def draw_boxes(frame_bgr: np.ndarray, boxes: Sequence[Box], colour: tuple[int, int, int] = BOX_COLOUR) -> np.ndarray:
