@@ -11,6 +11,7 @@ import psycopg
 
 from video.cameras import NewCamera, add_camera
 from video.test_streams import make_street_video
+from video.zones import zone_around
 
 CLIP_S = 180                      # each loop: passers-by, vehicles, and (two cameras) a bag left at 40 s
 STREAM_PORT_BASE = 18900          # camera i is http://127.0.0.1:18900+i/
@@ -37,14 +38,6 @@ def _events(rng: random.Random, with_bag: bool, seconds: float) -> list[dict]:
     return sorted(events, key=lambda e: e["at"])
 
 
-def _zone_around(box: tuple[int, int, int, int], size: tuple[int, int], pad: float = 0.05) -> dict:
-    x, y, w, h = box
-    width, height = size
-    x0, y0 = max(0.0, x / width - pad), max(0.0, y / height - pad)
-    x1, y1 = min(1.0, (x + w) / width + pad), min(1.0, (y + h) / height + pad)
-    return {"id": "pavement", "purpose": "no_dumping", "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}
-
-
 def _road_spots(conn: psycopg.Connection, n: int) -> list[dict]:
     """Midpoints of the longest roads near the city centre, with the road's direction there."""
     return conn.execute(
@@ -69,7 +62,7 @@ def seed_cameras(conn: psycopg.Connection, data_dir: Path, *, log: Callable[[str
         log(f"generating the demo camera clip {clip.name} ({clip_s:g} s)")
         truth = make_street_video(clip, seconds=clip_s, fps=10, seed=101 + i,
                                   events=_events(random.Random(i), with_bag, clip_s))
-        zones = [_zone_around(truth.left_object, truth.size)] if with_bag and truth.left_object else []
+        zones = [zone_around(truth.left_object, truth.size, pad=0.05)] if with_bag and truth.left_object else []
         url = f"http://127.0.0.1:{STREAM_PORT_BASE + i}/"
         add_camera(conn, NewCamera(name, url, spot["lon"], spot["lat"], bearing_deg=spot["bearing"] % 360, fov_deg=70,
                                    range_m=60, group=group, height_m=6, zones=zones), actor="demo")

@@ -60,7 +60,7 @@ class IngestClient(mqtt.Client):
             self.on_message(self, self._userdata, message)
 
     def message_callback_add(self, sub, callback) -> None:
-        raise NotImplementedError("an IngestClient hands every message to on_message")
+        raise TypeError("an IngestClient hands every message to on_message; it takes no per-topic callbacks")
 
     def buffered(self) -> bool:
         return self._taken < len(self._ahead)

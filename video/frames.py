@@ -15,6 +15,7 @@ has no read timeout, which a camera that stalls needs.
 Reconnecting is the worker's job; `Backoff` gives it the delays."""
 from __future__ import annotations
 
+import abc
 import collections
 import fcntl
 import io
@@ -46,17 +47,19 @@ class FrameSourceError(Exception):
         self.message = message
 
 
-class FrameSource:
-    """What a worker reads frames from. Subclasses implement read() and close()."""
+class FrameSource(abc.ABC):
+    """What a worker reads frames from: FfmpegSource or OpenCVSource, made by open_source()."""
 
     url: str
     size: tuple[int, int] | None = None          # (width, height) once known
 
+    @abc.abstractmethod
     def read(self) -> tuple[float, np.ndarray]:
-        raise NotImplementedError
+        """(timestamp, BGR frame); FrameSourceError when there is none to give."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop decoding and let go of the stream."""
 
     def __enter__(self) -> FrameSource:
         return self

@@ -99,3 +99,14 @@ def parse_zone(item: Any, number: int = 1) -> Zone:
     if purpose == "ignore" and event_class is not None:
         raise Invalid(f"{where}: an ignore zone raises no events, so it has no event_class")
     return Zone(zone_id, purpose, tuple(pairs), event_class)
+
+
+def zone_around(box: tuple[int, int, int, int], size: tuple[int, int], *, pad: float, zone_id: str = "pavement",
+                purpose: str = "no_dumping") -> dict:
+    """A rectangular zone (as JSON) around a box of pixels on a picture of `size`, `pad` (a share
+    of the picture) wider on every side: e.g. where a test clip's bag will be left."""
+    x, y, w, h = box
+    width, height = size
+    x0, y0 = max(0.0, x / width - pad), max(0.0, y / height - pad)
+    x1, y1 = min(1.0, (x + w) / width + pad), min(1.0, (y + h) / height + pad)
+    return {"id": zone_id, "purpose": purpose, "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}

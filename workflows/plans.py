@@ -110,26 +110,24 @@ def emergency_catalog() -> dict:
 # ---------------------------------------------------------------- YAML with line numbers
 
 def _load(text: str) -> tuple[Any, dict[tuple, int]]:
-    """The document and the line (1-based) of every mapping key and list item, by path."""
+    """The document, and the line (1-based) of every mapping key and list item by path (read
+    off the composed node tree, so error messages can name them)."""
     lines: dict[tuple, int] = {}
 
-    def build(node, path: tuple):
+    def walk(node, path: tuple) -> None:
         lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
-            out = {}
             for key_node, value_node in node.value:
-                key = yaml.SafeLoader(key_node.value).get_single_data() if key_node.tag != "tag:yaml.org,2002:str" \
-                    else key_node.value
-                key = str(key)
-                lines[path + (key,)] = key_node.start_mark.line + 1
-                out[key] = build(value_node, path + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+                lines[path + (str(key_node.value),)] = key_node.start_mark.line + 1
+                walk(value_node, path + (str(key_node.value),))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, path + (i,))
 
     node = yaml.compose(text, Loader=yaml.SafeLoader)
-    return (build(node, ()) if node is not None else None), lines
+    if node is not None:
+        walk(node, ())
+    return yaml.safe_load(text), lines
 
 
 # ---------------------------------------------------------------- checking

@@ -14,6 +14,7 @@ import psycopg
 from video import event_cases
 from video.cameras import NewCamera, add_camera
 from video.worker import VideoWorker
+from video.zones import zone_around
 from workflows.case_rules import ActionRequest
 from workflows.cases import CaseDesk, act
 from workflows.notify import LIVE_CHANNEL
@@ -25,14 +26,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _zone_around(box, size, pad=0.04) -> dict:
-    x, y, w, h = box
-    W, H = size
-    x0, y0 = max(0.0, x / W - pad), max(0.0, y / H - pad)
-    x1, y1 = min(1.0, (x + w) / W + pad), min(1.0, (y + h) / H + pad)
-    return {"id": "pavement", "purpose": "no_dumping", "points": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}
 
 
 def _camera(db, name: str, url: str, zones=()) -> int:
@@ -52,7 +45,7 @@ def _wait(db, sql: str, args=(), timeout: float = 60.0):
 
 def test_motion_events_a_left_object_case_and_an_offline_camera(db, settings, tiny_city, street):
     path, truth = street
-    street_cam = _camera(db, "建设路东", str(path), [_zone_around(truth.left_object, truth.size)])
+    street_cam = _camera(db, "建设路东", str(path), [zone_around(truth.left_object, truth.size, pad=0.04)])
     dead_cam = _camera(db, "联星路口", f"http://127.0.0.1:{_closed_port()}/video.mjpg")
     worker = VideoWorker(settings, "video-test", lease=dt.timedelta(seconds=30), dwell_s=3.0, realtime=False)
     thread = threading.Thread(target=worker.run, daemon=True)
