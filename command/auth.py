@@ -44,6 +44,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Cameras (视频监控): every staff role sees them, their events and the coverage; admins register them.
     "camera.read": ALL,
     "camera.manage": frozenset({"admin"}),
+    # Emergency command (应急指挥). Which incidents: workflows.incidents.visibility; who may act
+    # on a task: its owner or a commander (workflows.response).
+    "incident.read": ALL,
+    "incident.report": frozenset({"admin", "leader", "commander", "shift_lead", "operator", "dispatcher"}),
+    "incident.command": frozenset({"leader", "commander"}),   # verify, level, activate, waive, close
+    "incident.task": ALL,
+    "resource.read": ALL,
+    "resource.manage": frozenset({"admin", "commander", "shift_lead"}),
+    "dispatch.order": frozenset({"leader", "commander", "shift_lead", "dispatcher"}),
+    "alert.draft": frozenset({"leader", "commander", "shift_lead", "operator"}),
+    "alert.approve": frozenset({"leader", "commander"}),      # 签发
+    "duty.read": ALL,
+    "duty.manage": frozenset({"admin", "shift_lead"}),        # posts and the roster (排班)
 }
 
 _hasher = PasswordHasher()

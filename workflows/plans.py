@@ -102,8 +102,10 @@ def resource_types(path: Path = RESOURCE_TYPES_FILE) -> dict[str, dict]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))["types"]
 
 
+@functools.cache
 def emergency_catalog() -> dict:
-    """The four categories with their subtypes, and the levels (shared/standards)."""
+    """The four categories with their subtypes, and the levels (shared/standards); read once
+    per process, like the resource types."""
     return read_catalog()["emergency"]
 
 
