@@ -16,6 +16,7 @@ from command.routes import report_routes
 from command.live import LiveBus
 from command.routes import device_routes, live_routes, osmand_routes, unit_routes
 from command.routes import camera_live_routes, camera_routes, track_routes
+from command.routes import after_action_routes, alert_routes, duty_routes, incident_routes, situation_routes
 from command.live_frames import LiveFrames
 from devices import alarm_cases
 from video import event_cases
@@ -74,5 +75,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
         app.include_router(module.router)
     app.include_router(camera_routes.router)
     app.include_router(camera_live_routes.router)
+    for module in (incident_routes, alert_routes, duty_routes, situation_routes, after_action_routes):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -15,11 +15,12 @@ def live(conn: psycopg.Connection, kind: str, id: object) -> None:
 
 
 def notify(conn: psycopg.Connection, *, kind: str, message: str, case_id: int | None = None,
-           user_id: int | None = None, role: str | None = None, dept_id: int | None = None) -> None:
+           user_id: int | None = None, role: str | None = None, dept_id: int | None = None,
+           incident_id: int | None = None) -> None:
     """Store a notification and announce it on the live bus, in one statement that needs no
     answer (so it can ride in a pipeline with the caller's other writes)."""
     conn.execute(
-        "WITH n AS (INSERT INTO notification (kind, message, case_id, user_id, role, dept_id)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id)"
+        "WITH n AS (INSERT INTO notification (kind, message, case_id, user_id, role, dept_id, incident_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id)"
         " SELECT pg_notify(%s, json_build_object('kind', 'notification', 'id', n.id)::text) FROM n",
-        (kind, message, case_id, user_id, role, dept_id, LIVE_CHANNEL))
+        (kind, message, case_id, user_id, role, dept_id, incident_id, LIVE_CHANNEL))

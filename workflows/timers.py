@@ -1,6 +1,7 @@
 """The timer loop: fires due case timers — yellow warnings (预警) and overdue escalations
-(督办) — claimed with FOR UPDATE SKIP LOCKED, so several `citygrid serve` replicas share the
-work and a restart loses nothing (an unfired timer simply fires late)."""
+(督办) — and the emergency response's (overdue tasks, unacknowledged dispatch orders),
+claimed with FOR UPDATE SKIP LOCKED, so several `citygrid serve` replicas share the work and
+a restart loses nothing (a deadline is a row: one unfired at a restart simply fires late)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,6 +13,7 @@ from contextlib import AbstractContextManager
 import psycopg
 from psycopg.types.json import Jsonb
 
+from workflows import dispatch, response
 from workflows.notify import live
 
 log = logging.getLogger("citygrid.timers")
@@ -88,8 +90,9 @@ class TimerLoop:
         while not self._stop.is_set():
             try:
                 with self._connect() as conn:
-                    while fire_due(conn) and not self._stop.is_set():
-                        pass
+                    for fire in (fire_due, response.fire_due, dispatch.fire_due):
+                        while fire(conn) and not self._stop.is_set():
+                            pass
             except Exception:  # noqa: BLE001 - the loop must outlive a database hiccup
                 log.exception("timer loop cycle failed; retrying")
             self._stop.wait(self._interval)

@@ -1,0 +1,230 @@
+"""The response enforces its plan: steps become tasks owned by the posts' holders with
+deadlines from activation; dependencies hold tasks back; overdue tasks escalate once to the
+commander and the on-duty leader (and survive a restart, being rows); the incident does not
+close while a mandatory task is open unless waived with a reason; an upgrade adds the new
+level's tasks; two commanders acting at once: one wins, the other gets 409."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import psycopg
+import pytest
+
+from command.auth import create_user
+from gis.db import connect
+from gis.errors import Conflict, Forbidden, Invalid
+from workflows import dispatch, incidents, response
+from workflows.incidents import NewIncident
+from workflows.resources import NewResource, add_resource
+from workflows.timers import TimerLoop
+
+T0 = dt.datetime(2026, 7, 1, 2, 0, tzinfo=dt.timezone.utc)          # 10:00 in the city
+AT = (113.3405, 27.0005)
+POSTS = {"县应急指挥长": "cmdr", "县城管局带班领导": "dutylead", "排水抢险队长": "drainer", "交警大队值班长": "traffic",
+         "县融媒体中心值班员": "media", "消防救援大队值班长": "fire"}
+
+
+@pytest.fixture
+def crew(db, tiny_city):
+    """A user on duty at every waterlogging post all day, plus a second commander."""
+    users = {}
+    for post, username in POSTS.items():
+        role = "commander" if username == "cmdr" else "leader" if username == "dutylead" else "dispatcher"
+        users[username] = create_user(db, username=username, password="password-123", role=role, actor="test")
+        post_id = db.execute("INSERT INTO duty_post (name) VALUES (%s) RETURNING id", (post,)).fetchone()["id"]
+        db.execute("INSERT INTO duty_shift (post_id, user_id, starts_at, ends_at) VALUES (%s, %s, %s, %s)",
+                   (post_id, users[username].id, T0 - dt.timedelta(hours=8), T0 + dt.timedelta(hours=16)))
+    users["cmdr2"] = create_user(db, username="cmdr2", password="password-123", role="commander", actor="test")
+    db.commit()
+    return users
+
+
+def flood(db, actor, level="Ⅳ", drill=False):
+    made = incidents.create(db, NewIncident("建设路积水", "自然灾害", "水旱灾害", level, *AT, radius_m=300,
+                                            drill=drill, details={"depth": "35"}), actor, now=T0)
+    return made["id"]
+
+
+def by_step(db, incident_id):
+    return {t["step_id"]: t for t in response.tasks(db, incident_id)}
+
+
+def test_activation_makes_tasks_with_owners_deadlines_and_dependencies(db, crew):
+    inc = flood(db, crew["cmdr"])
+    result = response.activate(db, inc, crew["cmdr"], now=T0)
+    assert result == {"plan_id": "waterlogging", "plan_version": 1, "levels": ["Ⅳ"], "tasks": 4}
+    tasks = by_step(db, inc)
+    assert set(tasks) == {"verify", "pumps", "traffic_control", "inform"}
+    assert tasks["verify"]["owner_user_id"] == crew["drainer"].id and tasks["verify"]["post"] == "排水抢险队长"
+    assert tasks["verify"]["due_at"] == T0 + dt.timedelta(minutes=15)
+    assert tasks["verify"]["status"] == "open" and tasks["pumps"]["status"] == "blocked"
+    assert tasks["inform"]["mandatory"] is False
+    assert [c["item"] for c in tasks["verify"]["checklist"]] == ["确认积水点位", "测量积水深度", "拍照回传"]
+    state = incidents.get(db, inc, crew["cmdr"])
+    assert state["status"] == "responding" and state["verified_at"] == T0
+    # The owners and the notified roles are told.
+    told = {(r["user_id"], r["kind"]) for r in db.execute("SELECT user_id, kind FROM notification WHERE incident_id = %s",
+                                                           (inc,))}
+    assert (crew["drainer"].id, "incident.task") in told and (crew["cmdr"].id, "incident.task") in told
+    kinds = [e["kind"] for e in incidents.events(db, inc)]
+    assert kinds.count("task.created") == 4 and "activated" in kinds
+    assert db.execute("SELECT count(*) AS n FROM audit_log WHERE action = 'plan.activate'").fetchone()["n"] == 1
+    with pytest.raises(Conflict, match="already in force"):
+        response.activate(db, inc, crew["cmdr"], now=T0)
+
+
+def test_dependencies_hold_tasks_back_until_done(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    tasks = by_step(db, inc)
+    with pytest.raises(Conflict, match="waits for verify"):
+        response.act_on_task(db, tasks["pumps"]["id"], "done", crew["drainer"], now=T0)
+    with pytest.raises(Forbidden):          # not the owner, not a commander
+        response.act_on_task(db, tasks["verify"]["id"], "done", crew["traffic"], now=T0)
+    with pytest.raises(Invalid, match="checklist is not complete"):
+        response.act_on_task(db, tasks["verify"]["id"], "done", crew["drainer"], now=T0)
+    response.act_on_task(db, tasks["verify"]["id"], "check", crew["drainer"], checklist=[True, True, True], now=T0)
+    response.act_on_task(db, tasks["verify"]["id"], "done", crew["drainer"], now=T0 + dt.timedelta(minutes=9))
+    tasks = by_step(db, inc)
+    assert tasks["verify"]["status"] == "done"
+    assert {tasks[s]["status"] for s in ("pumps", "traffic_control", "inform")} == {"open"}
+    told = db.execute("SELECT message FROM notification WHERE user_id = %s AND message LIKE %s",
+                      (crew["traffic"].id, "%可以开始%")).fetchall()
+    assert len(told) == 1
+
+
+def test_overdue_tasks_escalate_once_to_commander_and_duty_leader(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    assert response.fire_due(db, now=T0 + dt.timedelta(minutes=14)) == 0
+    assert response.fire_due(db, now=T0 + dt.timedelta(minutes=16)) == 1           # verify, due at 15
+    assert response.fire_due(db, now=T0 + dt.timedelta(minutes=17)) == 0           # once
+    told = db.execute("SELECT user_id FROM notification WHERE kind = 'incident.escalation' AND incident_id = %s",
+                      (inc,)).fetchall()
+    assert {r["user_id"] for r in told} == {crew["cmdr"].id, crew["dutylead"].id, crew["drainer"].id}
+    entry = [e for e in incidents.events(db, inc) if e["kind"] == "task.escalated"]
+    assert len(entry) == 1 and "县应急指挥长" in entry[0]["message"] and "县城管局带班领导" in entry[0]["message"]
+    assert by_step(db, inc)["verify"]["escalated_at"] == T0 + dt.timedelta(minutes=16)
+
+
+def test_a_restart_loses_no_deadline(db_url, db, crew):
+    """Deadlines are rows: a timer loop started after the deadlines passed (a server that was
+    down) escalates every one of them."""
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    loop = TimerLoop(lambda: connect(db_url), interval=0.05)
+    loop.start()
+    try:
+        for _ in range(200):
+            left = db.execute("SELECT count(*) AS n FROM incident_task WHERE incident_id = %s AND escalated_at IS NULL",
+                              (inc,)).fetchone()["n"]
+            if left == 0:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        loop.stop()
+    assert left == 0
+    assert len([e for e in incidents.events(db, inc) if e["kind"] == "task.escalated"]) == 4
+
+
+def test_closing_needs_every_mandatory_task_done_or_waived_with_a_reason(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    tasks = by_step(db, inc)
+    with pytest.raises(Conflict, match="3 mandatory task"):
+        response.close(db, inc, crew["cmdr"], now=T0)
+    response.act_on_task(db, tasks["verify"]["id"], "done", crew["drainer"], note="照片已回传", now=T0)
+    response.act_on_task(db, tasks["pumps"]["id"], "done", crew["drainer"], now=T0)
+    with pytest.raises(Forbidden):
+        response.act_on_task(db, tasks["traffic_control"]["id"], "waive", crew["traffic"], note="积水已退")
+    with pytest.raises(Invalid, match="written reason"):
+        response.act_on_task(db, tasks["traffic_control"]["id"], "waive", crew["cmdr"], note="")
+    response.act_on_task(db, tasks["traffic_control"]["id"], "waive", crew["cmdr"], note="积水已退，无需交通管制", now=T0)
+    response.close(db, inc, crew["cmdr"], now=T0 + dt.timedelta(hours=1))
+    tasks = by_step(db, inc)
+    assert tasks["traffic_control"]["status"] == "waived" and tasks["traffic_control"]["waived_by"] == "cmdr"
+    assert tasks["inform"]["status"] == "cancelled"                  # optional, open at close
+    assert incidents.get(db, inc, crew["cmdr"])["status"] == "closed"
+    waiver = [e for e in incidents.events(db, inc) if e["kind"] == "task.waive"][0]
+    assert "积水已退，无需交通管制" in waiver["message"]
+
+
+def test_an_upgrade_adds_the_higher_levels_tasks(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    with pytest.raises(Invalid, match="reason"):
+        response.change_level(db, inc, "Ⅲ", "", crew["cmdr"])
+    later = T0 + dt.timedelta(minutes=20)
+    changed = response.change_level(db, inc, "Ⅲ", "低洼小区进水，2人被困", crew["cmdr"], now=later)
+    assert changed["upgraded"] and changed["activations"][0]["levels"] == ["Ⅲ"]
+    tasks = by_step(db, inc)
+    assert {"rescue_trapped", "sandbag_line", "shelter_open"} <= set(tasks)
+    assert tasks["rescue_trapped"]["due_at"] == later + dt.timedelta(minutes=30)
+    assert tasks["rescue_trapped"]["status"] == "blocked"            # depends on verify, still open
+    level = [e for e in incidents.events(db, inc) if e["kind"] == "level"][0]
+    assert "低洼小区进水" in level["message"]
+
+
+def test_two_commanders_on_one_task_one_wins_one_gets_409(db_url, db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    task = by_step(db, inc)["verify"]
+    barrier = threading.Barrier(2)
+    results = []
+
+    def act(who, action, note):
+        with connect(db_url) as conn:
+            barrier.wait()
+            try:
+                response.act_on_task(conn, task["id"], action, who, note=note, expected_version=task["version"])
+                results.append("ok")
+            except Conflict as e:
+                results.append(str(e))
+
+    threads = [threading.Thread(target=act, args=(crew["cmdr"], "waive", "现场已核实无积水")),
+               threading.Thread(target=act, args=(crew["cmdr2"], "done", "已核实"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r == "ok" for r in results) == [False, True]
+    assert "reload it" in next(r for r in results if r != "ok")
+    assert db.execute("SELECT version FROM incident_task WHERE id = %s", (task["id"],)).fetchone()["version"] == 2
+
+
+def test_dispatch_draws_stock_and_assigns_and_release_returns(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    truck = add_resource(db, NewResource("泵车1号", "pump_truck", 113.3410, 27.0005), actor="test")["id"]
+    bags = add_resource(db, NewResource("城东仓库沙袋", "sandbags", 113.3420, 27.0005, quantity=1000), actor="test")["id"]
+    pumps = by_step(db, inc)["pumps"]["id"]
+    near = dispatch.suggest(db, inc, pumps)
+    assert [n["type"] for n in near] == ["pump_truck", "mobile_pump", "drainage_team"]
+    assert near[0]["nearest"][0]["id"] == truck and near[0]["count"] == 2
+    order = dispatch.dispatch(db, inc, truck, crew["cmdr"], task_id=pumps, now=T0)
+    assert db.execute("SELECT status FROM resource WHERE id = %s", (truck,)).fetchone()["status"] == "assigned"
+    with pytest.raises(Conflict, match="not available"):
+        dispatch.dispatch(db, inc, truck, crew["cmdr"], now=T0)
+    dispatch.dispatch(db, inc, bags, crew["cmdr"], quantity=300, now=T0)
+    assert db.execute("SELECT quantity FROM resource WHERE id = %s", (bags,)).fetchone()["quantity"] == 700
+    with pytest.raises(Conflict, match="has 700"):
+        dispatch.dispatch(db, inc, bags, crew["cmdr"], quantity=800, now=T0)
+    # Nobody acknowledges the truck in 10 minutes: the commanders are told, once.
+    assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=11)) == 2
+    assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=12)) == 0
+    dispatch.update_order(db, order["id"], "acknowledge", crew["cmdr"], now=T0)
+    with pytest.raises(Conflict):
+        dispatch.update_order(db, order["id"], "acknowledge", crew["cmdr"], now=T0)
+    dispatch.update_order(db, order["id"], "release", crew["cmdr"], now=T0)
+    assert db.execute("SELECT status FROM resource WHERE id = %s", (truck,)).fetchone()["status"] == "available"
+    kinds = [e["kind"] for e in incidents.events(db, inc)]
+    assert kinds.count("dispatch") == 2 and "dispatch.escalated" in kinds and "dispatch.release" in kinds
+
+
+def test_a_point_outside_the_jurisdiction_is_refused(db, crew):
+    with pytest.raises(Invalid, match="outside the jurisdiction"):
+        incidents.create(db, NewIncident("外地积水", "自然灾害", "水旱灾害", "Ⅳ", 113.5, 27.5), crew["cmdr"])
+    with pytest.raises(Invalid, match="subtype"):
+        incidents.create(db, NewIncident("积水", "自然灾害", "交通事故", "Ⅳ", *AT), crew["cmdr"])
+    assert db.execute("SELECT count(*) AS n FROM incident").fetchone()["n"] == 0

@@ -1,0 +1,450 @@
+"""The response (应急响应): a plan activated for an incident turns its steps into tasks with
+owners and deadlines, and then enforces them — a task waits for the tasks it depends on,
+an overdue task is escalated (督办) to the commander and the on-duty leader, and the incident
+cannot close while a mandatory task is open unless a commander waives it in writing.
+
+Owners come from the duty roster: a plan names posts (值守岗位), and a task goes to whoever
+holds the post when it is made. A post nobody holds falls to the shift leads, so nothing is
+assigned to nobody."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from gis.db import audit
+from gis.errors import Conflict, Forbidden, Invalid, NotFound
+from workflows import incidents
+from workflows.duty import holders
+from workflows.incidents import COMMAND_ROLES, level_name, timeline
+from workflows.notify import LIVE_CHANNEL, live
+from workflows.plans import LEVELS, Plan, Step, parse_plan, shipped_plans
+
+OPEN = ("blocked", "open", "in_progress")
+FINISHED = ("done", "waived", "cancelled")
+STATUS_NAMES = {"blocked": "等待前置", "open": "待办", "in_progress": "进行中", "done": "已完成", "waived": "已豁免",
+                "cancelled": "已取消"}
+# The organisation roles escalations go to: the plan's commander and its on-duty leader.
+ESCALATE_TO = ("commander", "duty_leader")
+
+
+@functools.cache
+def _shipped() -> dict[str, Plan]:
+    return {p.id: p for p in shipped_plans()}
+
+
+def plan_by_id(plan_id: str) -> Plan:
+    try:
+        return _shipped()[plan_id]
+    except KeyError:
+        raise Invalid(f"no plan {plan_id!r}; the plans are {', '.join(sorted(_shipped()))}") from None
+
+
+def matching_plans(category: str, subtype: str) -> list[Plan]:
+    """The plans whose scope covers an incident of this category and subtype."""
+    return [p for p in _shipped().values() if p.covers(category, subtype)]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _who(actor: Any) -> tuple[str, int | None]:
+    if actor is None or isinstance(actor, str):
+        return actor or "system", None
+    return actor.username, actor.id
+
+
+# ---------------------------------------------------------------- telling people
+
+def _targets(conn: psycopg.Connection, plan: Plan, roles: list[str], at: dt.datetime) -> dict[str, dict]:
+    """{plan role: {post_id, user_id, label}} — the post's holder at `at`, or the first active
+    user the plan names; user_id None when nobody fills the role."""
+    posts = {r: plan.organisation[r]["post"] for r in roles if "post" in plan.organisation.get(r, {})}
+    held = holders(conn, list(set(posts.values())), at) if posts else {}
+    named = {r: plan.organisation[r]["users"] for r in roles if "users" in plan.organisation.get(r, {})}
+    users = {}
+    if named:
+        wanted = sorted({u for names in named.values() for u in names})
+        users = {r["username"]: r for r in conn.execute(
+            "SELECT id, username, display_name FROM app_user WHERE username = ANY(%s) AND active", (wanted,))}
+    out = {}
+    for role in roles:
+        if role in posts:
+            h = held.get(posts[role], {})
+            out[role] = {"post_id": h.get("post_id"), "user_id": h.get("user_id"),
+                         "label": f"{posts[role]}（{h.get('display_name') or '无人值班'}）"}
+        elif role in named:
+            u = next((users[n] for n in named[role] if n in users), None)
+            out[role] = {"post_id": None, "user_id": u and u["id"], "label": u["display_name"] if u else "、".join(named[role])}
+        else:
+            out[role] = {"post_id": None, "user_id": None, "label": role}
+    return out
+
+
+def _notify_many(conn: psycopg.Connection, incident_id: int, kind: str, rows: list[tuple[int | None, str]]) -> None:
+    """Notifications (user_id, message) in one statement; a role nobody fills goes to the shift
+    leads instead, saying so."""
+    if not rows:
+        return
+    users = [u for u, _ in rows]
+    messages = [m if u is not None else f"{m}（该岗位当前无人值班，请值班长安排）" for u, m in rows]
+    conn.execute(
+        "WITH n AS (INSERT INTO notification (kind, message, incident_id, user_id, role)"
+        " SELECT %s, m, %s, u, CASE WHEN u IS NULL THEN 'shift_lead' END"
+        " FROM unnest(%s::int[], %s::text[]) AS x(u, m) RETURNING id)"
+        " SELECT pg_notify(%s, json_build_object('kind', 'notification', 'id', max(id))::text) FROM n",
+        (kind, incident_id, users, messages, LIVE_CHANNEL))
+
+
+# ---------------------------------------------------------------- activation
+
+def activate(conn: psycopg.Connection, incident_id: int, actor: Any, *, plan_id: str | None = None,
+             automatic: bool = False, expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
+    """Activate a plan (启动预案) for the incident's level: every level of the plan up to it not
+    yet in force becomes an activation, every step of those levels a task. Activating again
+    after an upgrade adds only the new levels' tasks."""
+    now = now or _now()
+    if not automatic and getattr(actor, "role", None) not in COMMAND_ROLES:
+        raise Forbidden("only a commander (指挥长) or leader (领导) may activate a plan")
+    name, actor_id = _who(actor)
+    with conn.transaction():
+        inc = incidents.locked(conn, incident_id, expected_version)
+        if inc["status"] == "closed":
+            raise Conflict(f"incident {inc['incident_no']} is closed")
+        plan = _choose_plan(conn, inc, plan_id)
+        done_levels = {r["level"] for r in conn.execute(
+            "SELECT level FROM plan_activation WHERE incident_id = %s AND plan_id = %s", (incident_id, plan.id))}
+        upto = LEVELS[:LEVELS.index(inc["level"]) + 1]
+        new_levels = [lv for lv in upto if lv in plan.levels and lv not in done_levels]
+        if not new_levels:
+            raise Conflict(f"plan {plan.name} is already in force at {level_name(inc['level'])} for {inc['incident_no']}")
+        tasks = _start_levels(conn, inc, plan, new_levels, automatic, name, now)
+        changes = {}
+        if inc["status"] in ("reported", "verified"):
+            changes = {"status": "responding", "responding_at": now, "verified_at": inc["verified_at"] or now}
+        incidents._bump(conn, incident_id, changes)
+        how = "自动启动" if automatic else "启动"
+        timeline(conn, incident_id, actor, "activated",
+                 f"{how}《{plan.name}》（v{plan.version}）{'、'.join(new_levels)}级响应，生成任务 {len(tasks)} 项",
+                 {"plan": plan.id, "version": plan.version, "levels": new_levels, "tasks": len(tasks),
+                  "automatic": automatic}, at=now)
+        if changes:
+            timeline(conn, incident_id, actor, "status.responding", "状态：→ 响应中", {"to": "responding"}, at=now)
+        audit(conn, actor=name, actor_id=actor_id, action="plan.activate", entity="incident", entity_id=str(incident_id),
+              detail={"plan": plan.id, "version": plan.version, "levels": new_levels, "tasks": len(tasks),
+                      "automatic": automatic})
+    return {"plan_id": plan.id, "plan_version": plan.version, "levels": new_levels, "tasks": len(tasks)}
+
+
+def _choose_plan(conn: psycopg.Connection, inc: dict, plan_id: str | None) -> Plan:
+    if plan_id is None:
+        running = conn.execute("SELECT DISTINCT plan_id FROM plan_activation WHERE incident_id = %s",
+                               (inc["id"],)).fetchall()
+        if len(running) == 1:
+            plan_id = running[0]["plan_id"]
+    if plan_id is not None:
+        plan = plan_by_id(plan_id)
+        if not plan.covers(inc["category"], inc["subtype"]):
+            raise Invalid(f"plan {plan.name} does not cover {inc['category']}/{inc['subtype']}")
+        return plan
+    plans = matching_plans(inc["category"], inc["subtype"])
+    if not plans:
+        raise Invalid(f"no plan covers {inc['category']}/{inc['subtype']}; run the response by hand")
+    if len(plans) > 1:
+        raise Invalid("several plans cover this incident; choose one: " + ", ".join(f"{p.id} ({p.name})" for p in plans))
+    return plans[0]
+
+
+def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, levels: list[str], automatic: bool,
+                  by: str, now: dt.datetime) -> list[dict]:
+    """The activation rows and the tasks of `levels`, with their notifications, in bulk."""
+    steps = [s for s in plan.steps_for(levels[-1]) if s.level in levels]
+    done_steps = {r["step_id"]: r["status"] for r in conn.execute(
+        "SELECT step_id, status FROM incident_task WHERE incident_id = %s", (inc["id"],))}
+    activation_ids = {}
+    for lv in levels:
+        activation_ids[lv] = conn.execute(
+            "INSERT INTO plan_activation (incident_id, plan_id, plan_version, level, automatic, activated_at,"
+            " activated_by, document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (inc["id"], plan.id, plan.version, lv, automatic, now, by, Jsonb(plan.source))).fetchone()["id"]
+    roles = sorted({s.role for s in steps} | {r for s in steps for r in s.notify})
+    who = _targets(conn, plan, roles, now)
+    known = {**done_steps, **{s.id: "new" for s in steps}}
+    rows = []
+    for s in steps:
+        waiting = [d for d in s.depends_on if known.get(d) not in ("done", "waived")]
+        rows.append((inc["id"], activation_ids[s.level], s.id, s.level, s.title, s.role, who[s.role]["post_id"],
+                     who[s.role]["user_id"], s.mandatory, list(s.depends_on),
+                     Jsonb([{"type": t, "count": n} for t, n in s.resources]),
+                     Jsonb([{"item": c, "done": False} for c in s.checklist]),
+                     "blocked" if waiting else "open", now + dt.timedelta(minutes=s.deadline_min)))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO incident_task (incident_id, activation_id, step_id, level, title, role, post_id, owner_user_id,"
+            " mandatory, depends_on, resources, checklist, status, due_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    drill = "【演练】" if inc["drill"] else ""
+    notes, entries = [], []
+    for s, row in zip(steps, rows):
+        due = row[-1]
+        notes.append((who[s.role]["user_id"],
+                      f"{drill}{inc['incident_no']} 新任务：{s.title}（{due.astimezone(incidents.LOCAL_TZ):%H:%M} 前完成）"))
+        for r in s.notify:
+            notes.append((who[r]["user_id"], f"{drill}{inc['incident_no']} 启动{level_name(s.level)}响应：{s.title}"))
+        entries.append((inc["id"], now, by, "task.created",
+                        f"任务「{s.title}」→ {who[s.role]['label']}，时限 {s.deadline_min:g} 分钟"
+                        + ("（等待前置任务）" if row[12] == "blocked" else ""),
+                        Jsonb({"step": s.id, "role": s.role, "notify": [who[r]["label"] for r in s.notify]})))
+    _notify_many(conn, inc["id"], "incident.task", notes)
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)", entries)
+    return rows
+
+
+def auto_activate(conn: psycopg.Connection, incident_id: int, now: dt.datetime | None = None) -> dict | None:
+    """Activate the one plan that covers the incident, if exactly one does (automatic
+    activation on report); None when no single plan matches."""
+    inc = conn.execute("SELECT category, subtype FROM incident WHERE id = %s", (incident_id,)).fetchone()
+    plans = matching_plans(inc["category"], inc["subtype"])
+    if len(plans) != 1 or not any(lv in plans[0].levels for lv in LEVELS):
+        return None
+    return activate(conn, incident_id, "system", plan_id=plans[0].id, automatic=True, now=now)
+
+
+def change_level(conn: psycopg.Connection, incident_id: int, level: str, reason: str, actor: Any, *,
+                 expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
+    """A level change, and with an upgrade the plan's response at the new level (升级响应)."""
+    now = now or _now()
+    with conn.transaction():
+        changed = incidents.set_level(conn, incident_id, level, reason, actor, expected_version=expected_version,
+                                      now=now)
+        plans = [r["plan_id"] for r in conn.execute(
+            "SELECT DISTINCT plan_id FROM plan_activation WHERE incident_id = %s ORDER BY plan_id", (incident_id,))]
+        added = []
+        if changed["upgraded"]:
+            for plan_id in plans:
+                upto = LEVELS[:LEVELS.index(level) + 1]
+                have = {r["level"] for r in conn.execute(
+                    "SELECT level FROM plan_activation WHERE incident_id = %s AND plan_id = %s", (incident_id, plan_id))}
+                if any(lv in plan_by_id(plan_id).levels and lv not in have for lv in upto):
+                    added.append(activate(conn, incident_id, actor, plan_id=plan_id, automatic=True, now=now))
+    return {**changed, "activations": added}
+
+
+# ---------------------------------------------------------------- tasks
+
+ACTIONS = ("start", "done", "reopen", "waive", "reassign", "check")
+
+
+def _locked_task(conn: psycopg.Connection, task_id: int, expected_version: int | None) -> dict:
+    task = conn.execute("SELECT t.*, i.incident_no, i.status AS incident_status, i.drill FROM incident_task t"
+                        " JOIN incident i ON i.id = t.incident_id WHERE t.id = %s FOR UPDATE OF t", (task_id,)).fetchone()
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    if expected_version is not None and expected_version != task["version"]:
+        raise Conflict(f"task 「{task['title']}」 was changed by someone else since you opened it (version"
+                       f" {expected_version}, now {task['version']}); reload it and try again")
+    return task
+
+
+def act_on_task(conn: psycopg.Connection, task_id: int, action: str, actor: Any, *, note: str = "",
+                expected_version: int | None = None, checklist: list[bool] | None = None,
+                owner_user_id: int | None = None, now: dt.datetime | None = None) -> dict:
+    """One action on a task. The owner starts, ticks and finishes it; a commander may do all of
+    that and also waive (豁免, with a written reason), reopen and reassign. A stale version, or
+    an action the task's status does not allow, is a 409."""
+    if action not in ACTIONS:
+        raise Invalid(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    now = now or _now()
+    name, actor_id = _who(actor)
+    commander = getattr(actor, "role", None) in COMMAND_ROLES
+    with conn.transaction():
+        task = _locked_task(conn, task_id, expected_version)
+        if task["incident_status"] == "closed":
+            raise Conflict(f"incident {task['incident_no']} is closed")
+        if not commander and (action in ("waive", "reopen", "reassign") or task["owner_user_id"] != actor_id):
+            raise Forbidden("only the task's owner or a commander (指挥长) may do this" if action not in
+                            ("waive", "reopen", "reassign") else f"only a commander (指挥长) may {action} a task")
+        changes, message = _apply(conn, task, action, note, checklist, owner_user_id, now, name)
+        sets = ", ".join(f"{k} = %({k})s" for k in changes)
+        conn.execute(f"UPDATE incident_task SET {sets}, version = version + 1 WHERE id = %(id)s",
+                     {**changes, "id": task_id})
+        timeline(conn, task["incident_id"], actor, f"task.{action}", message,
+                 {"task": task_id, "step": task["step_id"], "note": note}, at=now)
+        audit(conn, actor=name, actor_id=actor_id, action=f"task.{action}", entity="incident_task",
+              entity_id=str(task_id), detail={"incident": task["incident_id"], "step": task["step_id"], "note": note})
+        if changes.get("status") in ("done", "waived"):
+            _unblock(conn, task["incident_id"], now)
+        incidents._bump(conn, task["incident_id"])
+    return {"id": task_id, "version": task["version"] + 1, **{k: v for k, v in changes.items() if k != "checklist"}}
+
+
+def _apply(conn: psycopg.Connection, task: dict, action: str, note: str, checklist: list[bool] | None,
+           owner_user_id: int | None, now: dt.datetime, by: str) -> tuple[dict, str]:
+    status, title = task["status"], task["title"]
+
+    def refuse(why: str):
+        raise Conflict(f"task 「{title}」 is {STATUS_NAMES[status]}: {why}")
+
+    if action == "start":
+        if status == "blocked":
+            refuse(f"it waits for {', '.join(task['depends_on'])}")
+        if status != "open":
+            refuse("only an open task can be started")
+        return {"status": "in_progress", "started_at": now}, f"开始任务「{title}」"
+    if action == "check":
+        if status in FINISHED:
+            refuse("it is finished")
+        items = task["checklist"]
+        if checklist is None or len(checklist) != len(items):
+            raise Invalid(f"send the checklist as {len(items)} true/false values, in order")
+        ticked = [{"item": i["item"], "done": bool(d)} for i, d in zip(items, checklist)]
+        return {"checklist": Jsonb(ticked)}, f"任务「{title}」清单 {sum(checklist)}/{len(items)}"
+    if action == "done":
+        if status == "blocked":
+            refuse(f"it waits for {', '.join(task['depends_on'])}")
+        if status not in ("open", "in_progress"):
+            refuse("only an open task can be finished")
+        missing = [i["item"] for i in task["checklist"] if not i["done"]]
+        if missing and not note.strip():
+            raise Invalid(f"the checklist is not complete ({'、'.join(missing)}): tick it or say why in a note")
+        late = now > task["due_at"]
+        return ({"status": "done", "finished_at": now, "note": note or None, "started_at": task["started_at"] or now},
+                f"完成任务「{title}」{'（超时）' if late else ''}" + (f"：{note}" if note else ""))
+    if action == "waive":
+        if status in FINISHED:
+            refuse("it is already finished")
+        if len(note.strip()) < 4:
+            raise Invalid("a waiver needs a written reason (at least a few words)")
+        return ({"status": "waived", "finished_at": now, "waived_reason": note.strip(), "waived_by": by},
+                f"豁免任务「{title}」{'（必办）' if task['mandatory'] else ''}；理由：{note.strip()}")
+    if action == "reopen":
+        if status not in ("done", "waived"):
+            refuse("only a finished task can be reopened")
+        return ({"status": "open", "finished_at": None, "waived_reason": None, "waived_by": None},
+                f"重新打开任务「{title}」" + (f"：{note}" if note else ""))
+    # reassign
+    if status in FINISHED:
+        refuse("it is finished")
+    user = conn.execute("SELECT id, display_name FROM app_user WHERE id = %s AND active", (owner_user_id,)).fetchone()
+    if user is None:
+        raise Invalid(f"user {owner_user_id} does not exist or is disabled")
+    _notify_many(conn, task["incident_id"], "incident.task",
+                 [(user["id"], f"{task['incident_no']} 转派任务：{title}（{task['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 前完成）")])
+    return {"owner_user_id": user["id"]}, f"任务「{title}」转派给 {user['display_name']}"
+
+
+def _unblock(conn: psycopg.Connection, incident_id: int, now: dt.datetime) -> None:
+    """Open the tasks whose every dependency is now done or waived, and tell their owners."""
+    opened = conn.execute(
+        "UPDATE incident_task t SET status = 'open', version = version + 1 WHERE t.incident_id = %(id)s"
+        " AND t.status = 'blocked' AND NOT EXISTS (SELECT 1 FROM unnest(t.depends_on) d"
+        "   LEFT JOIN incident_task x ON x.incident_id = t.incident_id AND x.step_id = d"
+        "   WHERE x.status IS NULL OR x.status NOT IN ('done', 'waived'))"
+        " RETURNING t.id, t.title, t.owner_user_id, t.due_at", {"id": incident_id}).fetchall()
+    if not opened:
+        return
+    no = conn.execute("SELECT incident_no FROM incident WHERE id = %s", (incident_id,)).fetchone()["incident_no"]
+    _notify_many(conn, incident_id, "incident.task",
+                 [(t["owner_user_id"], f"{no} 前置任务已完成，可以开始：{t['title']}") for t in opened])
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
+                        " VALUES (%s, %s, 'system', 'task.unblocked', %s, %s)",
+                        [(incident_id, now, f"前置任务完成，任务「{t['title']}」可以开始", Jsonb({"task": t["id"]}))
+                         for t in opened])
+
+
+def tasks(conn: psycopg.Connection, incident_id: int) -> list[dict]:
+    rows = conn.execute(
+        "SELECT t.id, t.step_id, t.level, t.title, t.role, t.post_id, p.name AS post, t.owner_user_id,"
+        " u.display_name AS owner, t.mandatory, t.depends_on, t.resources, t.checklist, t.status, t.due_at,"
+        " t.started_at, t.finished_at, t.note, t.waived_reason, t.waived_by, t.escalated_at, t.version,"
+        " a.plan_id FROM incident_task t JOIN plan_activation a ON a.id = t.activation_id"
+        " LEFT JOIN duty_post p ON p.id = t.post_id LEFT JOIN app_user u ON u.id = t.owner_user_id"
+        " WHERE t.incident_id = %s ORDER BY t.due_at, t.id", (incident_id,)).fetchall()
+    for r in rows:
+        r["status_name"] = STATUS_NAMES[r["status"]]
+    return rows
+
+
+def activations(conn: psycopg.Connection, incident_id: int) -> list[dict]:
+    return conn.execute("SELECT id, plan_id, plan_version, level, automatic, activated_at, activated_by,"
+                        " document->>'name' AS plan_name FROM plan_activation WHERE incident_id = %s ORDER BY id",
+                        (incident_id,)).fetchall()
+
+
+# ---------------------------------------------------------------- closing
+
+def close_guard(conn: psycopg.Connection, inc: dict) -> None:
+    """Under the incident's lock, before it closes: refuse while a mandatory task is open;
+    cancel the optional ones still open."""
+    open_tasks = conn.execute("SELECT id, title, mandatory FROM incident_task WHERE incident_id = %s"
+                              " AND status IN ('blocked', 'open', 'in_progress') ORDER BY due_at FOR UPDATE",
+                              (inc["id"],)).fetchall()
+    mandatory = [t["title"] for t in open_tasks if t["mandatory"]]
+    if mandatory:
+        raise Conflict(f"incident {inc['incident_no']} cannot close: {len(mandatory)} mandatory task(s) are open"
+                       f" ({'、'.join(mandatory)}); finish them, or a commander waives each with a reason")
+    optional = [t["id"] for t in open_tasks]
+    if optional:
+        conn.execute("UPDATE incident_task SET status = 'cancelled', version = version + 1 WHERE id = ANY(%s)",
+                     (optional,))
+        timeline(conn, inc["id"], "system", "task.cancelled",
+                 f"事件关闭，取消未完成的非必办任务 {len(optional)} 项", {"tasks": optional})
+
+
+def close(conn: psycopg.Connection, incident_id: int, actor: Any, *, note: str = "",
+          expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
+    return incidents.set_status(conn, incident_id, "closed", actor, note=note, expected_version=expected_version,
+                                now=now, before_close=close_guard)
+
+
+# ---------------------------------------------------------------- the timer loop's part
+
+def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Escalate (督办) the overdue tasks: each once, to the holders of the plan's commander and
+    duty_leader roles, on the timeline. Claimed with SKIP LOCKED so replicas share the work."""
+    now = now or _now()
+    with conn.transaction():
+        due = conn.execute(
+            "SELECT t.id, t.incident_id, t.title, t.due_at, t.owner_user_id, i.incident_no, i.drill, a.plan_id"
+            " FROM incident_task t JOIN incident i ON i.id = t.incident_id"
+            " JOIN plan_activation a ON a.id = t.activation_id"
+            " WHERE t.escalated_at IS NULL AND t.status IN ('blocked', 'open', 'in_progress') AND t.due_at <= %s"
+            " ORDER BY t.due_at LIMIT %s FOR UPDATE OF t SKIP LOCKED", (now, batch)).fetchall()
+        if not due:
+            return 0
+        conn.execute("UPDATE incident_task SET escalated_at = %s WHERE id = ANY(%s)", (now, [t["id"] for t in due]))
+        notes: dict[int, list[tuple[int | None, str]]] = {}
+        entries, holders_of = [], {}
+        for t in due:
+            plan = plan_by_id(t["plan_id"])
+            roles = [r for r in ESCALATE_TO if r in plan.organisation]
+            if plan.id not in holders_of:
+                holders_of[plan.id] = _targets(conn, plan, roles, now)
+            who = holders_of[plan.id]
+            late = int((now - t["due_at"]).total_seconds() // 60)
+            message = (f"{'【演练】' if t['drill'] else ''}{t['incident_no']} 任务超时督办：{t['title']}"
+                       f"（应于 {t['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 完成）")
+            notes.setdefault(t["incident_id"], []).extend(
+                [(who[r]["user_id"], message) for r in roles] + [(t["owner_user_id"], message)])
+            entries.append((t["incident_id"], now, "system", "task.escalated",
+                            f"任务「{t['title']}」超时{f' {late} 分钟' if late else ''}，督办："
+                            + "、".join(who[r]["label"] for r in roles),
+                            Jsonb({"task": t["id"], "due_at": t["due_at"].isoformat()})))
+        for incident_id, told in notes.items():
+            _notify_many(conn, incident_id, "incident.escalation", told)
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
+                            " VALUES (%s, %s, %s, %s, %s, %s)", entries)
+        audit(conn, actor="system", action="task.escalate", entity="incident_task",
+              detail={"tasks": [t["id"] for t in due]})
+        for incident_id in {t["incident_id"] for t in due}:
+            live(conn, "incident", incident_id)
+    return len(due)
+
