@@ -337,3 +337,32 @@ def list_incidents(conn: psycopg.Connection, actor: Any, *, status: str | None =
 def events(conn: psycopg.Connection, incident_id: int, after_id: int = 0) -> list[dict]:
     return conn.execute("SELECT id, at, actor, kind, message, detail FROM incident_event"
                         " WHERE incident_id = %s AND id > %s ORDER BY id", (incident_id, after_id)).fetchall()
+
+
+_SOURCE_SQL = {
+    "case": "SELECT ST_X(c.location) AS lon, ST_Y(c.location) AS lat, c.case_no AS ref,"
+            " coalesce(ec.name, pc.name) AS what, c.description FROM case_file c"
+            " LEFT JOIN event_class ec ON ec.code = c.event_class LEFT JOIN part_class pc ON pc.code = c.part_class"
+            " WHERE c.id = %s",
+    "device_alarm": "SELECT a.lon, a.lat, a.device_id AS ref, a.rule_name AS what, a.value::text AS description"
+                    " FROM device_alarm a WHERE a.id = %s",
+    "camera_event": "SELECT ST_X(coalesce(e.location, c.location)) AS lon, ST_Y(coalesce(e.location, c.location)) AS lat,"
+                    " c.name AS ref, coalesce(ec.name, e.kind) AS what, '' AS description FROM camera_event e"
+                    " JOIN camera c ON c.id = e.camera_id LEFT JOIN event_class ec ON ec.code = e.event_class"
+                    " WHERE e.id = %s",
+    "unit_alarm": "SELECT a.lon, a.lat, u.name AS ref, a.kind AS what, a.message AS description"
+                  " FROM unit_alarm a JOIN unit u ON u.id = a.unit_id WHERE a.id = %s",
+}
+
+
+def promotion_source(conn: psycopg.Connection, kind: str, ref_id: int) -> dict:
+    """Where and what a case, alarm or camera event is, to start an incident from (升级为突发事件)."""
+    if kind not in _SOURCE_SQL:
+        raise Invalid(f"an incident is promoted from one of {', '.join(_SOURCE_SQL)}")
+    row = conn.execute(_SOURCE_SQL[kind], (ref_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"{LINK_KINDS[kind]} {ref_id} does not exist")
+    if row["lon"] is None:
+        raise Invalid(f"{LINK_KINDS[kind]} {ref_id} has no location; give lon and lat")
+    row["title"] = f"{row['what']}（{LINK_KINDS[kind]} {row['ref']}）"
+    return row

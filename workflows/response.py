@@ -43,6 +43,10 @@ def plan_by_id(plan_id: str) -> Plan:
         raise Invalid(f"no plan {plan_id!r}; the plans are {', '.join(sorted(_shipped()))}") from None
 
 
+def all_plans() -> list[Plan]:
+    return sorted(_shipped().values(), key=lambda p: p.id)
+
+
 def matching_plans(category: str, subtype: str) -> list[Plan]:
     """The plans whose scope covers an incident of this category and subtype."""
     return [p for p in _shipped().values() if p.covers(category, subtype)]
@@ -122,18 +126,18 @@ def activate(conn: psycopg.Connection, incident_id: int, actor: Any, *, plan_id:
         new_levels = [lv for lv in upto if lv in plan.levels and lv not in done_levels]
         if not new_levels:
             raise Conflict(f"plan {plan.name} is already in force at {level_name(inc['level'])} for {inc['incident_no']}")
-        tasks = _start_levels(conn, inc, plan, new_levels, automatic, name, now)
+        steps = [s for s in plan.steps_for(new_levels[-1]) if s.level in new_levels]
+        how = "自动启动" if automatic else "启动"
+        timeline(conn, incident_id, actor, "activated",
+                 f"{how}《{plan.name}》（v{plan.version}）{'、'.join(new_levels)}级响应，生成任务 {len(steps)} 项",
+                 {"plan": plan.id, "version": plan.version, "levels": new_levels, "tasks": len(steps),
+                  "automatic": automatic}, at=now)
         changes = {}
         if inc["status"] in ("reported", "verified"):
             changes = {"status": "responding", "responding_at": now, "verified_at": inc["verified_at"] or now}
-        incidents._bump(conn, incident_id, changes)
-        how = "自动启动" if automatic else "启动"
-        timeline(conn, incident_id, actor, "activated",
-                 f"{how}《{plan.name}》（v{plan.version}）{'、'.join(new_levels)}级响应，生成任务 {len(tasks)} 项",
-                 {"plan": plan.id, "version": plan.version, "levels": new_levels, "tasks": len(tasks),
-                  "automatic": automatic}, at=now)
-        if changes:
             timeline(conn, incident_id, actor, "status.responding", "状态：→ 响应中", {"to": "responding"}, at=now)
+        tasks = _start_levels(conn, inc, plan, steps, new_levels, automatic, name, now)
+        incidents._bump(conn, incident_id, changes)
         audit(conn, actor=name, actor_id=actor_id, action="plan.activate", entity="incident", entity_id=str(incident_id),
               detail={"plan": plan.id, "version": plan.version, "levels": new_levels, "tasks": len(tasks),
                       "automatic": automatic})
@@ -159,10 +163,9 @@ def _choose_plan(conn: psycopg.Connection, inc: dict, plan_id: str | None) -> Pl
     return plans[0]
 
 
-def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, levels: list[str], automatic: bool,
-                  by: str, now: dt.datetime) -> list[dict]:
-    """The activation rows and the tasks of `levels`, with their notifications, in bulk."""
-    steps = [s for s in plan.steps_for(levels[-1]) if s.level in levels]
+def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, steps: list[Step], levels: list[str],
+                  automatic: bool, by: str, now: dt.datetime) -> list[tuple]:
+    """The activation rows of `levels` and their steps' tasks, with notifications, in bulk."""
     done_steps = {r["step_id"]: r["status"] for r in conn.execute(
         "SELECT step_id, status FROM incident_task WHERE incident_id = %s", (inc["id"],))}
     activation_ids = {}
