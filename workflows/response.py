@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 import psycopg
+import yaml
 from psycopg.types.json import Jsonb
 
 from gis.db import audit
@@ -45,6 +46,26 @@ def plan_by_id(plan_id: str) -> Plan:
 
 def all_plans() -> list[Plan]:
     return sorted(_shipped().values(), key=lambda p: p.id)
+
+
+_ran: dict[tuple[str, int], Plan] = {}
+
+
+def plan_as_run(plan_id: str, version: int, document: dict) -> Plan:
+    """The plan an activation ran, from the copy it keeps (a plan revised since, or one loaded
+    from outside the shipped set, still escalates by its own organisation)."""
+    key = (plan_id, version)
+    if key not in _ran:
+        shipped = _shipped().get(plan_id)
+        _ran[key] = shipped if shipped and shipped.version == version else parse_plan(
+            yaml.safe_dump(document, allow_unicode=True, sort_keys=False), f"{plan_id} v{version}")
+    return _ran[key]
+
+
+def _running_plan(conn: psycopg.Connection, incident_id: int, plan_id: str) -> Plan:
+    row = conn.execute("SELECT plan_version, document FROM plan_activation WHERE incident_id = %s AND plan_id = %s"
+                       " ORDER BY id DESC LIMIT 1", (incident_id, plan_id)).fetchone()
+    return plan_as_run(plan_id, row["plan_version"], row["document"])
 
 
 def matching_plans(category: str, subtype: str) -> list[Plan]:
@@ -107,7 +128,8 @@ def _notify_many(conn: psycopg.Connection, incident_id: int, kind: str, rows: li
 # ---------------------------------------------------------------- activation
 
 def activate(conn: psycopg.Connection, incident_id: int, actor: Any, *, plan_id: str | None = None,
-             automatic: bool = False, expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
+             plan: Plan | None = None, automatic: bool = False, expected_version: int | None = None,
+             now: dt.datetime | None = None) -> dict:
     """Activate a plan (启动预案) for the incident's level: every level of the plan up to it not
     yet in force becomes an activation, every step of those levels a task. Activating again
     after an upgrade adds only the new levels' tasks."""
@@ -119,7 +141,7 @@ def activate(conn: psycopg.Connection, incident_id: int, actor: Any, *, plan_id:
         inc = incidents.locked(conn, incident_id, expected_version)
         if inc["status"] == "closed":
             raise Conflict(f"incident {inc['incident_no']} is closed")
-        plan = _choose_plan(conn, inc, plan_id)
+        plan = plan or _choose_plan(conn, inc, plan_id)
         done_levels = {r["level"] for r in conn.execute(
             "SELECT level FROM plan_activation WHERE incident_id = %s AND plan_id = %s", (incident_id, plan.id))}
         upto = LEVELS[:LEVELS.index(inc["level"]) + 1]
@@ -151,7 +173,9 @@ def _choose_plan(conn: psycopg.Connection, inc: dict, plan_id: str | None) -> Pl
         if len(running) == 1:
             plan_id = running[0]["plan_id"]
     if plan_id is not None:
-        plan = plan_by_id(plan_id)
+        running = conn.execute("SELECT 1 FROM plan_activation WHERE incident_id = %s AND plan_id = %s",
+                               (inc["id"], plan_id)).fetchone()
+        plan = _running_plan(conn, inc["id"], plan_id) if running else plan_by_id(plan_id)
         if not plan.covers(inc["category"], inc["subtype"]):
             raise Invalid(f"plan {plan.name} does not cover {inc['category']}/{inc['subtype']}")
         return plan
@@ -234,8 +258,9 @@ def change_level(conn: psycopg.Connection, incident_id: int, level: str, reason:
                 upto = LEVELS[:LEVELS.index(level) + 1]
                 have = {r["level"] for r in conn.execute(
                     "SELECT level FROM plan_activation WHERE incident_id = %s AND plan_id = %s", (incident_id, plan_id))}
-                if any(lv in plan_by_id(plan_id).levels and lv not in have for lv in upto):
-                    added.append(activate(conn, incident_id, actor, plan_id=plan_id, automatic=True, now=now))
+                plan = _running_plan(conn, incident_id, plan_id)
+                if any(lv in plan.levels and lv not in have for lv in upto):
+                    added.append(activate(conn, incident_id, actor, plan=plan, automatic=True, now=now))
     return {**changed, "activations": added}
 
 
@@ -415,7 +440,8 @@ def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: in
     now = now or _now()
     with conn.transaction():
         due = conn.execute(
-            "SELECT t.id, t.incident_id, t.title, t.due_at, t.owner_user_id, i.incident_no, i.drill, a.plan_id"
+            "SELECT t.id, t.incident_id, t.title, t.due_at, t.owner_user_id, i.incident_no, i.drill, a.plan_id,"
+            " a.plan_version, a.document"
             " FROM incident_task t JOIN incident i ON i.id = t.incident_id"
             " JOIN plan_activation a ON a.id = t.activation_id"
             " WHERE t.escalated_at IS NULL AND t.status IN ('blocked', 'open', 'in_progress') AND t.due_at <= %s"
@@ -426,11 +452,11 @@ def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: in
         notes: dict[int, list[tuple[int | None, str]]] = {}
         entries, holders_of = [], {}
         for t in due:
-            plan = plan_by_id(t["plan_id"])
+            plan = plan_as_run(t["plan_id"], t["plan_version"], t["document"])
             roles = [r for r in ESCALATE_TO if r in plan.organisation]
-            if plan.id not in holders_of:
-                holders_of[plan.id] = _targets(conn, plan, roles, now)
-            who = holders_of[plan.id]
+            if id(plan) not in holders_of:
+                holders_of[id(plan)] = _targets(conn, plan, roles, now)
+            who = holders_of[id(plan)]
             late = int((now - t["due_at"]).total_seconds() // 60)
             message = (f"{'【演练】' if t['drill'] else ''}{t['incident_no']} 任务超时督办：{t['title']}"
                        f"（应于 {t['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 完成）")
