@@ -100,8 +100,9 @@ def dispatch(conn: psycopg.Connection, incident_id: int, resource_id: int, actor
         if res["unit_id"]:
             command_id = conn.execute(
                 "INSERT INTO unit_command (unit_id, kind, payload) VALUES (%s, 'dispatch', %s) RETURNING id",
-                (res["unit_id"], Jsonb({"kind": "dispatch", "incident": inc["incident_no"], "title": inc["title"],
-                                        "lon": inc["lon"], "lat": inc["lat"], "note": note, "drill": inc["drill"],
+                (res["unit_id"], Jsonb({"cmd": "dispatch", "incident": inc["incident_no"], "drill": inc["drill"],
+                                        "message": f"{'【演练】' if inc['drill'] else ''}调度：前往 {inc['title']}",
+                                        "lon": inc["lon"], "lat": inc["lat"], "note": note,
                                         "at": now.isoformat()}))).fetchone()["id"]
         order = conn.execute(
             "INSERT INTO dispatch_order (incident_id, task_id, resource_id, quantity, ordered_by, ordered_at, ack_due_at,"

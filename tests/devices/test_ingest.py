@@ -350,3 +350,36 @@ def test_a_worker_killed_mid_telemetry_burst_stores_every_reading_once_and_alarm
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_dispatch_order_reaches_the_units_cmd_topic(db, tiny_city, worker, mqtt_broker):
+    """A resource bound to a tracked unit gets its dispatch order (调度指令) on
+    citygrid/units/{id}/cmd through the outbox the worker publishes."""
+    from workflows import dispatch, incidents
+    from workflows.resources import NewResource, add_resource
+
+    class Commander:
+        username, id, role = "cmdr", None, "commander"
+
+    team = add_unit(db, name="排水抢险一队", kind="team", actor="test")
+    resource = add_resource(db, NewResource("排水抢险一队", "drainage_team", 113.3415, 27.0005), actor="test")["id"]
+    db.execute("UPDATE resource SET unit_id = %s WHERE id = %s", (team, resource))
+    db.commit()
+    commands: list[dict] = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-cmd-{time.monotonic_ns()}")
+    listener.on_message = lambda c, u, m: commands.append({"topic": m.topic, **json.loads(m.payload)})
+    listener.connect("127.0.0.1", mqtt_broker.port)
+    listener.subscribe(f"citygrid/units/{team}/cmd", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)
+    inc = incidents.create(db, incidents.NewIncident("建设路积水", "自然灾害", "水旱灾害", "Ⅳ", 113.3405, 27.0005,
+                                                     drill=True), Commander())
+    order = dispatch.dispatch(db, inc["id"], resource, Commander(), note="带两台移动泵")
+    end = time.monotonic() + 20
+    while not commands and time.monotonic() < end:
+        time.sleep(0.1)
+    listener.loop_stop()
+    [command] = commands
+    assert command["cmd"] == "dispatch" and command["incident"] == inc["incident_no"] and command["order"] == order["id"]
+    assert command["drill"] is True and command["message"].startswith("【演练】") and command["note"] == "带两台移动泵"
+    assert wait_for(db, "SELECT count(*) AS n FROM unit_command WHERE sent_at IS NOT NULL", 1) == 1

@@ -228,3 +228,33 @@ def test_a_point_outside_the_jurisdiction_is_refused(db, crew):
     with pytest.raises(Invalid, match="subtype"):
         incidents.create(db, NewIncident("积水", "自然灾害", "交通事故", "Ⅳ", *AT), crew["cmdr"])
     assert db.execute("SELECT count(*) AS n FROM incident").fetchone()["n"] == 0
+
+
+def test_promoted_from_a_case_and_linked_both_ways(db, crew, new_case):
+    case_id = new_case(class_code="0405", description="建设路积水没过脚踝").case["id"]      # 道路积水
+    source = incidents.promotion_source(db, "case", case_id)
+    assert (source["lon"], source["lat"]) == pytest.approx(AT) and source["title"].startswith("道路积水")
+    made = incidents.create(db, NewIncident(source["title"], "自然灾害", "水旱灾害", "Ⅳ", source["lon"], source["lat"],
+                                            links=[("case", case_id)]), crew["cmdr"])
+    assert [i["id"] for i in incidents.incidents_of(db, "case", case_id)] == [made["id"]]
+    assert incidents.get(db, made["id"], crew["cmdr"])["links"][0]["promoted"] is True
+    with pytest.raises(Conflict, match="already linked"):
+        incidents.link(db, made["id"], "case", case_id, crew["cmdr"])
+
+
+def test_escalation_follows_the_plan_as_it_was_run(db, crew):
+    """A revised plan (v2, another commander post) keeps escalating its own incidents to the
+    organisation it ran with."""
+    import yaml
+
+    from workflows.plans import parse_plan
+    doc = dict(response.plan_by_id("waterlogging").source, version=2)
+    doc["organisation"] = dict(doc["organisation"], commander={"users": ["cmdr2"]})
+    revised = parse_plan(yaml.safe_dump(doc, allow_unicode=True), "v2")
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], plan=revised, now=T0)
+    assert response.activations(db, inc)[0]["plan_version"] == 2
+    response._ran.clear()                       # as after a restart: only the stored copy is left
+    response.fire_due(db, now=T0 + dt.timedelta(minutes=16))
+    told = {r["user_id"] for r in db.execute("SELECT user_id FROM notification WHERE kind = 'incident.escalation'")}
+    assert crew["cmdr2"].id in told and crew["cmdr"].id not in told
