@@ -120,3 +120,20 @@ def test_my_tasks_and_owner_actions(client, login, db):
     assert r.status_code == 200 and r.json()["status"] == "done"
     tasks = client.get(f"/api/incidents/{inc}/tasks", headers=cmdr).json()
     assert next(t for t in tasks if t["step_id"] == "pumps")["status"] == "open"
+
+
+def test_any_plan_runs_as_a_drill_left_out_of_the_statistics(client, login, db):
+    cmdr, operator = login("commander"), login("operator")
+    assert client.post("/api/drills", headers=operator, json={"plan_id": "gas_leak", **AT}).status_code == 403
+    r = client.post("/api/drills", headers=cmdr, json={"plan_id": "gas_leak", "level": "Ⅲ", **AT})
+    assert r.status_code == 201, r.text
+    drill = client.get(f"/api/incidents/{r.json()['id']}", headers=cmdr).json()
+    assert drill["drill"] is True and drill["category"] == "事故灾难" and drill["level"] == "Ⅲ"
+    assert {a["plan_id"] for a in drill["activations"]} == {"gas_leak"} and len(drill["activations"]) == 2
+    assert drill["tasks"] and all(t["plan_id"] == "gas_leak" for t in drill["tasks"])
+    assert client.post("/api/drills", headers=cmdr, json={"plan_id": "nope", **AT}).status_code == 422
+    client.post("/api/incidents", headers=cmdr, json={**FLOOD, **AT, "title": "真实积水"})
+    stats = client.get("/api/incidents/stats", headers=cmdr).json()
+    assert stats["total"] == 1 and stats["by_category"] == {"自然灾害": 1} and stats["drills"] == 1
+    told = db.execute("SELECT message FROM notification WHERE incident_id = %s", (drill["id"],)).fetchall()
+    assert told and all(n["message"].startswith("【演练】") for n in told)
