@@ -136,6 +136,8 @@ CREATE INDEX incident_task_owner_idx ON incident_task (owner_user_id) WHERE stat
 
 -- ---------------------------------------------------------------- resources sent
 ALTER TABLE resource ADD COLUMN unit_id integer REFERENCES unit(id);   -- a tracked team or vehicle
+-- "Every resource within 500 m, whatever its status" (the situation view).
+CREATE INDEX resource_location_idx ON resource USING gist (location);
 
 CREATE TABLE dispatch_order (                     -- 调度指令
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -181,6 +183,4 @@ CREATE INDEX alert_incident_idx ON alert (incident_id, id);
 CREATE INDEX alert_issued_idx ON alert (sent_at) WHERE state = 'issued';
 
 ALTER TABLE notification ADD COLUMN incident_id bigint REFERENCES incident(id) ON DELETE CASCADE;
-
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO citygrid_app;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO citygrid_app;
+-- (The app role's rights on these tables come from the default privileges of 0001.)
