@@ -50,7 +50,7 @@ const STRINGS = {
     description_needed: "请填写问题描述", hotline_done: "已受理，转监督员核实：",
     // IoT devices (/devices) and device alarms (/alarms); the header's page links
     nav_map: "地图", nav_console: "案卷", nav_devices: "设备", nav_alarms: "告警",
-    nav_wall: "视频墙", cameras_seeing: "可见此处的摄像机", cam_layer: "摄像机", cov_layer: "监控盲区", cov_share: "街面覆盖", cov_suggest: "建议点位",
+    nav_wall: "视频墙", nav_incidents: "应急指挥", nav_duty: "值班", cameras_seeing: "可见此处的摄像机", cam_layer: "摄像机", cov_layer: "监控盲区", cov_share: "街面覆盖", cov_suggest: "建议点位",
     cam_online: "在线", cam_offline: "离线", cam_not_tried: "尚未接入", wall_title: "视频墙 · CityGrid Command", wall_group: "分组", wall_all: "全部摄像机",
     wall_online: "在线", wall_offline: "离线", wall_no_signal: "无信号，稍后重试", wall_none: "没有摄像机",
     devices_title: "物联感知设备 · CityGrid Command", alarms_title: "设备告警 · CityGrid Command",
@@ -126,7 +126,7 @@ const STRINGS = {
     pick_point: "Click the map where the problem is", photos_optional: "Photos (optional)", submit_hotline: "Take the call",
     description_needed: "Describe the problem", hotline_done: "Taken; sent to the inspector for verification:",
     nav_map: "Map", nav_console: "Cases", nav_devices: "Devices", nav_alarms: "Alarms",
-    nav_wall: "Video wall", cameras_seeing: "Cameras that see this place", cam_layer: "Cameras", cov_layer: "Blind spots", cov_share: "street covered", cov_suggest: "suggested site",
+    nav_wall: "Video wall", nav_incidents: "Emergencies", nav_duty: "Duty", cameras_seeing: "Cameras that see this place", cam_layer: "Cameras", cov_layer: "Blind spots", cov_share: "street covered", cov_suggest: "suggested site",
     cam_online: "online", cam_offline: "offline", cam_not_tried: "not connected yet", wall_title: "Video wall · CityGrid Command", wall_group: "Group", wall_all: "All cameras",
     wall_online: "online", wall_offline: "offline", wall_no_signal: "No signal; trying again shortly", wall_none: "No cameras",
     devices_title: "IoT devices · CityGrid Command", alarms_title: "Device alarms · CityGrid Command",
