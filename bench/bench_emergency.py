@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import threading
 import time
 
 from _stack import throwaway_postgres

@@ -32,6 +32,7 @@ class Area:
     description: str
     polygon: tuple[tuple[float, float], ...] = ()    # (lon, lat), closed or not
     circle: tuple[float, float, float] | None = None  # (lon, lat, radius km)
+    more_polygons: tuple[tuple[tuple[float, float], ...], ...] = ()   # further parts of a multi-part area
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,12 @@ def _info(alert: ET.Element, w: Warning, add) -> None:
         add(parameter, "value", value)
     area = ET.SubElement(info, f"{{{NS}}}area")
     add(area, "areaDesc", w.area.description)
-    if w.area.polygon:
-        ring = list(w.area.polygon)
-        if ring[0] != ring[-1]:
-            ring.append(ring[0])                      # CAP polygons are closed, lat,lon pairs
-        add(area, "polygon", " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in ring))
+    for polygon in (w.area.polygon, *w.area.more_polygons):
+        if polygon:
+            ring = list(polygon)
+            if ring[0] != ring[-1]:
+                ring.append(ring[0])                  # CAP polygons are closed, lat,lon pairs
+            add(area, "polygon", " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in ring))
     if w.area.circle:
         lon, lat, radius_km = w.area.circle
         add(area, "circle", f"{lat:.6f},{lon:.6f} {radius_km:g}")

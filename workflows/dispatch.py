@@ -14,9 +14,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gis.db import audit
+from workflows.actors import utc_now, who
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows import incidents
-from workflows.incidents import COMMAND_ROLES, timeline
+from workflows.incidents import timeline
 from workflows.notify import live, notify
 from workflows.plans import resource_types
 from workflows.resources import nearest_available
@@ -26,14 +27,6 @@ STATUS_NAMES = {"sent": "已下达", "acknowledged": "已确认", "arrived": "�
 DISPATCH_ROLES = frozenset({"leader", "commander", "shift_lead", "dispatcher"})
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _who(actor: Any) -> tuple[str, int | None]:
-    if actor is None or isinstance(actor, str):
-        return actor or "system", None
-    return actor.username, actor.id
 
 
 def _consumed(type_code: str) -> bool:
@@ -73,8 +66,8 @@ def dispatch(conn: psycopg.Connection, incident_id: int, resource_id: int, actor
         raise Forbidden("only a commander, leader, shift lead or dispatcher may dispatch resources")
     if not isinstance(quantity, int) or quantity < 1:
         raise Invalid("quantity is a whole number from 1")
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     with conn.transaction():
         inc = incidents.locked(conn, incident_id)
         if inc["status"] == "closed":
@@ -142,8 +135,8 @@ def update_order(conn: psycopg.Connection, order_id: int, action: str, actor: An
     `returned`)."""
     if action not in _NEXT:
         raise Invalid(f"action is one of {', '.join(_NEXT)}")
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     with conn.transaction():
         order = conn.execute(
             "SELECT d.*, r.name, r.type_code, r.dept_id, r.unit_id, u.user_id AS unit_user_id FROM dispatch_order d"
@@ -209,7 +202,7 @@ def release_all(conn: psycopg.Connection, incident_id: int, actor: Any, now: dt.
 
 def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Escalate orders nobody acknowledged in time, to the commanders, once each."""
-    now = now or _now()
+    now = now or utc_now()
     with conn.transaction():
         due = conn.execute(
             "SELECT d.id, d.incident_id, r.name, i.incident_no, i.drill FROM dispatch_order d"

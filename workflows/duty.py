@@ -15,6 +15,7 @@ import psycopg
 
 from gis.db import audit, department_id
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
+from workflows.actors import utc_now, who as actor_name
 from workflows.cases import LOCAL_TZ
 from workflows.incidents import timeline
 from workflows.notify import live
@@ -36,14 +37,6 @@ class NewShift:
     ends_at: dt.datetime
 
 
-def _who(actor: Any) -> tuple[str, int | None]:
-    if actor is None or isinstance(actor, str):
-        return actor or "system", None
-    return actor.username, actor.id
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _local(t: dt.datetime) -> str:
@@ -85,7 +78,7 @@ def add_post(conn: psycopg.Connection, name: str, dept: str | None = None, phone
     name = _clean_name(name)
     if phone is not None and len(phone) > 50:
         raise Invalid("the post's phone number is at most 50 characters")
-    who, who_id = _who(actor)
+    who, who_id = actor_name(actor)
     with conn.transaction():
         dept_id = department_id(conn, dept)
         row = conn.execute("INSERT INTO duty_post (name, dept_id, phone) VALUES (%s, %s, %s)"
@@ -187,7 +180,7 @@ def add_shifts(conn: psycopg.Connection, shifts: list[NewShift], *, actor: Any) 
     """Several shifts, all or none: the first bad one (naming its position) refuses them all."""
     if not shifts:
         raise Invalid("no shifts given")
-    who, who_id = _who(actor)
+    who, who_id = actor_name(actor)
     made = []
     with conn.transaction():
         for i, s in enumerate(shifts):
@@ -202,8 +195,8 @@ def add_shifts(conn: psycopg.Connection, shifts: list[NewShift], *, actor: Any) 
 
 def remove_shift(conn: psycopg.Connection, shift_id: int, *, actor: Any, at: dt.datetime | None = None) -> dict:
     """Take a shift off the roster. A shift already over stays: it is the record of who was on duty."""
-    who, who_id = _who(actor)
-    at = at or _now()
+    who, who_id = actor_name(actor)
+    at = at or utc_now()
     with conn.transaction():
         shift = conn.execute("SELECT s.*, p.name AS post FROM duty_shift s JOIN duty_post p ON p.id = s.post_id"
                              " WHERE s.id = %s", (shift_id,)).fetchone()
@@ -256,7 +249,7 @@ def on_duty_now(conn: psycopg.Connection, at: dt.datetime | None = None) -> list
         "   AND s.starts_at >= coalesce(cur.ends_at, %(at)s) AND s.id IS DISTINCT FROM cur.id"
         "   ORDER BY s.starts_at LIMIT 1) nxt ON true"
         " LEFT JOIN app_user nu ON nu.id = nxt.user_id ORDER BY p.name",
-        {"at": at or _now()}).fetchall()
+        {"at": at or utc_now()}).fetchall()
     out = []
     for r in rows:
         nxt = ({"user_id": r["next_user_id"], "display_name": r["next_display_name"],
@@ -293,8 +286,8 @@ def notify_post(conn: psycopg.Connection, post_name: str, *, kind: str, message:
     require_aware("at", at)
     if not message or not message.strip():
         raise Invalid("a notification needs a message")
-    at = at or _now()
-    who, who_id = _who(actor)
+    at = at or utc_now()
+    who, who_id = actor_name(actor)
     with conn.transaction():
         post = _post(conn, post_name)
         holder = _holder_shift(conn, post["id"], at)
@@ -328,8 +321,8 @@ def hand_over(conn: psycopg.Connection, post: str | int, from_user: Any, note: s
     note = (note or "").strip()
     if not 1 <= len(note) <= 4000:
         raise Invalid("a hand-over note is 1 to 4000 characters")
-    at = at or _now()
-    who, who_id = _who(from_user)
+    at = at or utc_now()
+    who, who_id = actor_name(from_user)
     with conn.transaction():
         p = _post(conn, post, lock=True)
         cur = _holder_shift(conn, p["id"], at)
@@ -364,8 +357,8 @@ def acknowledge_handover(conn: psycopg.Connection, handover_id: int, user: Any, 
     """The addressee confirms reading the hand-over (接班确认). One addressed to nobody (no next
     shift was rostered) is acknowledged by whoever holds the post then, who becomes its addressee."""
     require_aware("at", at)
-    at = at or _now()
-    who, who_id = _who(user)
+    at = at or utc_now()
+    who, who_id = actor_name(user)
     with conn.transaction():
         h = conn.execute("SELECT h.*, p.name AS post FROM duty_handover h JOIN duty_post p ON p.id = h.post_id"
                          " WHERE h.id = %s FOR UPDATE OF h", (handover_id,)).fetchone()

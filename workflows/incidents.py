@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gis.db import audit
+from workflows.actors import utc_now, who
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.cases import LOCAL_TZ
 from workflows.notify import live
@@ -53,20 +54,12 @@ class NewIncident:
     links: list[tuple[str, int]] = field(default_factory=list)   # (kind, id) it was promoted from
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _who(actor: Any) -> tuple[str, int | None]:
-    if actor is None or isinstance(actor, str):
-        return actor or "system", None
-    return actor.username, actor.id
 
 
 def timeline(conn: psycopg.Connection, incident_id: int, actor: Any, kind: str, message: str,
              detail: dict | None = None, at: dt.datetime | None = None) -> None:
     """One entry on the incident's timeline, inside the caller's transaction."""
-    name, actor_id = _who(actor)
+    name, actor_id = who(actor)
     conn.execute("INSERT INTO incident_event (incident_id, at, actor, actor_id, kind, message, detail)"
                  " VALUES (%s, coalesce(%s, clock_timestamp()), %s, %s, %s, %s, %s)",
                  (incident_id, at, name, actor_id, kind, message, Jsonb(detail or {})))
@@ -110,8 +103,8 @@ def create(conn: psycopg.Connection, n: NewIncident, actor: Any, now: dt.datetim
     """Record a new incident (status reported) with its links and the first timeline entry.
     A point outside the jurisdiction's grids is refused."""
     _check(n)
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     with conn.transaction():
         grid = conn.execute("SELECT code FROM grid WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
                             " ORDER BY code LIMIT 1", (n.lon, n.lat)).fetchone()
@@ -170,7 +163,7 @@ def link(conn: psycopg.Connection, incident_id: int, kind: str, ref_id: int, act
     """Link a case, alarm or camera event to a running incident."""
     if kind not in LINK_KINDS:
         raise Invalid(f"link kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
-    name, actor_id = _who(actor)
+    name, actor_id = who(actor)
     with conn.transaction():
         inc = locked(conn, incident_id)
         _check_link_target(conn, kind, ref_id)
@@ -226,8 +219,8 @@ def set_status(conn: psycopg.Connection, incident_id: int, status: str, actor: A
     if status not in STATUSES:
         raise Invalid(f"status {status!r} is not one of {', '.join(STATUSES)}")
     require_commander(actor)
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     with conn.transaction():
         inc = locked(conn, incident_id, expected_version)
         if status not in NEXT[inc["status"]]:
@@ -260,8 +253,8 @@ def set_level(conn: psycopg.Connection, incident_id: int, level: str, reason: st
     if not reason or not reason.strip():
         raise Invalid("a level change needs a written reason")
     require_commander(actor)
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     with conn.transaction():
         inc = locked(conn, incident_id, expected_version)
         if inc["status"] == "closed":

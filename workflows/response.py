@@ -17,6 +17,7 @@ import yaml
 from psycopg.types.json import Jsonb
 
 from gis.db import audit
+from workflows.actors import utc_now, who
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows import incidents
 from workflows.duty import holders
@@ -73,14 +74,6 @@ def matching_plans(category: str, subtype: str) -> list[Plan]:
     return [p for p in _shipped().values() if p.covers(category, subtype)]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _who(actor: Any) -> tuple[str, int | None]:
-    if actor is None or isinstance(actor, str):
-        return actor or "system", None
-    return actor.username, actor.id
 
 
 # ---------------------------------------------------------------- telling people
@@ -133,10 +126,10 @@ def activate(conn: psycopg.Connection, incident_id: int, actor: Any, *, plan_id:
     """Activate a plan (启动预案) for the incident's level: every level of the plan up to it not
     yet in force becomes an activation, every step of those levels a task. Activating again
     after an upgrade adds only the new levels' tasks."""
-    now = now or _now()
+    now = now or utc_now()
     if not automatic and getattr(actor, "role", None) not in COMMAND_ROLES:
         raise Forbidden("only a commander (指挥长) or leader (领导) may activate a plan")
-    name, actor_id = _who(actor)
+    name, actor_id = who(actor)
     with conn.transaction():
         inc = incidents.locked(conn, incident_id, expected_version)
         if inc["status"] == "closed":
@@ -246,7 +239,7 @@ def auto_activate(conn: psycopg.Connection, incident_id: int, now: dt.datetime |
 def change_level(conn: psycopg.Connection, incident_id: int, level: str, reason: str, actor: Any, *,
                  expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
     """A level change, and with an upgrade the plan's response at the new level (升级响应)."""
-    now = now or _now()
+    now = now or utc_now()
     with conn.transaction():
         changed = incidents.set_level(conn, incident_id, level, reason, actor, expected_version=expected_version,
                                       now=now)
@@ -288,8 +281,8 @@ def act_on_task(conn: psycopg.Connection, task_id: int, action: str, actor: Any,
     an action the task's status does not allow, is a 409."""
     if action not in ACTIONS:
         raise Invalid(f"action {action!r} is not one of {', '.join(ACTIONS)}")
-    now = now or _now()
-    name, actor_id = _who(actor)
+    now = now or utc_now()
+    name, actor_id = who(actor)
     commander = getattr(actor, "role", None) in COMMAND_ROLES
     with conn.transaction():
         task = _locked_task(conn, task_id, expected_version)
@@ -437,7 +430,7 @@ def close(conn: psycopg.Connection, incident_id: int, actor: Any, *, note: str =
 def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Escalate (督办) the overdue tasks: each once, to the holders of the plan's commander and
     duty_leader roles, on the timeline. Claimed with SKIP LOCKED so replicas share the work."""
-    now = now or _now()
+    now = now or utc_now()
     with conn.transaction():
         due = conn.execute(
             "SELECT t.id, t.incident_id, t.title, t.due_at, t.owner_user_id, i.incident_no, i.drill, a.plan_id,"

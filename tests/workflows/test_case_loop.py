@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import psycopg
 import pytest
 
 from gis.db import connect

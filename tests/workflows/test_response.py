@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import psycopg
 import pytest
 
 from command.auth import create_user
