@@ -7,7 +7,8 @@ COPY scripts/vendor-web.sh ./
 RUN npm ci --no-audit --no-fund --loglevel=error && ./vendor-web.sh node_modules /vendor
 
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl \
+# chromium prints the after-action report's PDF (command.pdf); fonts-noto-cjk so its Chinese shows.
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg curl chromium fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml requirements.lock ./

@@ -34,6 +34,7 @@ demo: setup                     ## run the whole system on a seeded demo city
 	@echo "  simulated    16 inspectors and vehicles, 300 IoT devices with faults every half hour (.run/simulate.log)"
 	@echo "  ingest       .run/ingest.log"
 	@echo "  video wall   http://127.0.0.1:$(PORT)/wall   4 test cameras (.run/streams.log), analysed by .run/video.log"
+	@echo "  emergency    http://127.0.0.1:$(PORT)/incidents  a waterlogging drill (演练) running; duty roster /duty (commander / citygrid-demo)"
 	@echo "  stop it all  make stop"
 
 test: setup                     ## run the whole suite against real PostGIS, Mosquitto and Chromium

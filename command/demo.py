@@ -12,6 +12,7 @@ import psycopg
 from command.auth import create_user
 from command.demo_cameras import CLIP_S, seed_cameras
 from command.demo_cases import seed_cases
+from command.demo_emergency import seed_emergency
 from gis import basemap
 from gis.codes import make_part_id
 from gis.demo_city import COUNTY_CODE, COUNTY_NAME, DemoCity, generate_city
@@ -57,8 +58,10 @@ def already_seeded(conn: psycopg.Connection, county_code: str) -> bool:
 
 def seed_demo(conn: psycopg.Connection, *, data_dir: Path, seed: int = 2026, force: bool = False,
               log: Callable[[str], None] = print, now: dt.datetime | None = None, camera_clip_s: float = CLIP_S) -> str:
-    """Seed what is missing — the city, the demo accounts, the demo cases, the cameras — so running it
-    again (or on a database from an older version) fills gaps and changes nothing else."""
+    """Seed what is missing — the city, the demo accounts, the demo cases, the cameras, the
+    emergency side (roster, resources, a running drill) — so running it again (or on a database
+    from an older version) fills gaps and changes nothing else."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     done = []
     if force or not already_seeded(conn, COUNTY_CODE):
         done.append(_seed_city(conn, seed, log))
@@ -67,11 +70,12 @@ def seed_demo(conn: psycopg.Connection, *, data_dir: Path, seed: int = 2026, for
         done.append(f"accounts created: {', '.join(created)} (password {DEMO_PASSWORD})")
     if conn.execute("SELECT count(*) AS n FROM case_file").fetchone()["n"] == 0:
         cases = seed_cases(conn, CaseDesk.default(), seed=seed, password=DEMO_PASSWORD, data_dir=data_dir,
-                           now=now or dt.datetime.now(dt.timezone.utc))
+                           now=now)
         done.append(f"{cases} demo cases")
     cameras = seed_cameras(conn, data_dir, log=log, clip_s=camera_clip_s)
     if cameras:
         done.append(f"{cameras} cameras (streams: `citygrid cameras serve-streams`)")
+    done.extend(seed_emergency(conn, password=DEMO_PASSWORD, now=now, seed=seed))
     return (f"demo city {COUNTY_NAME} ({COUNTY_CODE}): " + "; ".join(done)) if done else \
         f"demo city {COUNTY_NAME} ({COUNTY_CODE}) is already seeded; --force to load it again"
 

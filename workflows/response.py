@@ -78,7 +78,7 @@ def matching_plans(category: str, subtype: str) -> list[Plan]:
 
 # ---------------------------------------------------------------- telling people
 
-def _targets(conn: psycopg.Connection, plan: Plan, roles: list[str], at: dt.datetime) -> dict[str, dict]:
+def role_holders(conn: psycopg.Connection, plan: Plan, roles: list[str], at: dt.datetime) -> dict[str, dict]:
     """{plan role: {post_id, user_id, label}} — the post's holder at `at`, or the first active
     user the plan names; user_id None when nobody fills the role."""
     posts = {r: plan.organisation[r]["post"] for r in roles if "post" in plan.organisation.get(r, {})}
@@ -192,7 +192,7 @@ def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, steps: list[S
             " activated_by, document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (inc["id"], plan.id, plan.version, lv, automatic, now, by, Jsonb(plan.source))).fetchone()["id"]
     roles = sorted({s.role for s in steps} | {r for s in steps for r in s.notify})
-    who = _targets(conn, plan, roles, now)
+    who = role_holders(conn, plan, roles, now)
     known = {**done_steps, **{s.id: "new" for s in steps}}
     rows = []
     for s in steps:
@@ -401,7 +401,7 @@ def activations(conn: psycopg.Connection, incident_id: int) -> list[dict]:
 
 # ---------------------------------------------------------------- closing
 
-def close_guard(conn: psycopg.Connection, inc: dict) -> None:
+def close_guard(conn: psycopg.Connection, inc: dict, now: dt.datetime | None = None) -> None:
     """Under the incident's lock, before it closes: refuse while a mandatory task is open;
     cancel the optional ones still open."""
     open_tasks = conn.execute("SELECT id, title, mandatory FROM incident_task WHERE incident_id = %s"
@@ -416,13 +416,13 @@ def close_guard(conn: psycopg.Connection, inc: dict) -> None:
         conn.execute("UPDATE incident_task SET status = 'cancelled', version = version + 1 WHERE id = ANY(%s)",
                      (optional,))
         timeline(conn, inc["id"], "system", "task.cancelled",
-                 f"事件关闭，取消未完成的非必办任务 {len(optional)} 项", {"tasks": optional})
+                 f"事件关闭，取消未完成的非必办任务 {len(optional)} 项", {"tasks": optional}, at=now)
 
 
 def close(conn: psycopg.Connection, incident_id: int, actor: Any, *, note: str = "",
           expected_version: int | None = None, now: dt.datetime | None = None) -> dict:
     return incidents.set_status(conn, incident_id, "closed", actor, note=note, expected_version=expected_version,
-                                now=now, before_close=close_guard)
+                                now=now, before_close=lambda c, inc: close_guard(c, inc, now))
 
 
 # ---------------------------------------------------------------- the timer loop's part
@@ -448,7 +448,7 @@ def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: in
             plan = plan_as_run(t["plan_id"], t["plan_version"], t["document"])
             roles = [r for r in ESCALATE_TO if r in plan.organisation]
             if id(plan) not in holders_of:
-                holders_of[id(plan)] = _targets(conn, plan, roles, now)
+                holders_of[id(plan)] = role_holders(conn, plan, roles, now)
             who = holders_of[id(plan)]
             late = int((now - t["due_at"]).total_seconds() // 60)
             message = (f"{'【演练】' if t['drill'] else ''}{t['incident_no']} 任务超时督办：{t['title']}"

@@ -142,3 +142,41 @@ def test_demo_routing_sends_cases_where_the_county_does(seeded, db):
     assert dept({**event, "event_class": "0501", "grid_code": grid}) == "县城市管理和综合执法局"
     assert dept({**event, "event_class": "0501", "grid_code": town}) == "网岭镇人民政府"
     assert dept({**event, "event_class": "0105", "grid_code": grid}) == "联星街道办事处"     # 先属地
+
+
+def test_a_fresh_demo_has_a_drill_running_with_its_plan_active_and_an_exercise_alert(seeded, settings, db):
+    """`citygrid demo seed` leaves the whole emergency flow to look at: a roster, resources,
+    and one waterlogging drill with its plan running, pumps on the way and an issued alert."""
+    from lxml import etree
+
+    from tests.workflows.test_cap import XSD
+
+    assert "duty posts on a week's roster" in seeded and "emergency resources" in seeded
+    drill = db.execute("SELECT id, status, drill FROM incident").fetchall()
+    assert len(drill) == 1 and drill[0]["drill"] and drill[0]["status"] == "responding"
+    incident_id = drill[0]["id"]
+    assert db.execute("SELECT plan_id FROM plan_activation WHERE incident_id = %s", (incident_id,)
+                      ).fetchone()["plan_id"] == "waterlogging"
+    tasks = {t["step_id"]: t["status"] for t in db.execute(
+        "SELECT step_id, status FROM incident_task WHERE incident_id = %s", (incident_id,))}
+    assert tasks["verify"] == "done" and tasks["pumps"] == "open"
+    assert db.execute("SELECT count(*) AS n FROM dispatch_order WHERE incident_id = %s AND status = 'sent'",
+                      (incident_id,)).fetchone()["n"] >= 1
+    # Every task has an owner on duty now: the roster covers today.
+    assert db.execute("SELECT count(*) AS n FROM incident_task WHERE incident_id = %s AND owner_user_id IS NULL",
+                      (incident_id,)).fetchone()["n"] == 0
+    pool = open_pool(settings)
+    try:
+        with TestClient(create_app(settings, pool)) as client:
+            feed = etree.fromstring(client.get("/api/alerts.atom").content)
+            ns = {"a": "http://www.w3.org/2005/Atom"}
+            titles = feed.xpath("//a:entry/a:title/text()", namespaces=ns)
+            assert len(titles) == 1 and titles[0].startswith("【演练】")
+            cap_url = feed.xpath("//a:entry/a:link[@type='application/cap+xml']/@href", namespaces=ns)[0]
+            cap = client.get(cap_url)
+            assert cap.status_code == 200 and cap.headers["content-type"].startswith("application/cap+xml")
+            message = etree.fromstring(cap.content)
+            etree.XMLSchema(etree.parse(str(XSD))).assertValid(message)
+            assert message.findtext("{urn:oasis:names:tc:emergency:cap:1.2}status") == "Exercise"
+    finally:
+        pool.close()

@@ -1,0 +1,120 @@
+"""The after-action report over HTTP: a waterlogging drill run through the API to its close
+gives the report as JSON, as a printable page with the map and the tasks, and as a PDF
+printed by the machine's real Chromium; an open incident is 409, one out of the user's area
+404; a server that cannot print answers 503 with a message. command.pdf itself: a missing
+browser, one that never finishes and one that writes nothing are each a clear error, and the
+temporary folder is always gone."""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+import pytest
+
+from command.pdf import PdfUnavailable, html_to_pdf
+from workflows.resources import NewResource, add_resource
+
+AT = {"lon": 113.3405, "lat": 27.0005}
+
+
+def _run_drill(client, cmdr, db) -> int:
+    """A waterlogging drill: verify done, pumps done with a truck dispatched, traffic control
+    waived, closed (the optional task is cancelled)."""
+    r = client.post("/api/drills", headers=cmdr, json={"plan_id": "waterlogging", "title": "建设路积水演练", **AT})
+    assert r.status_code == 201, r.text
+    inc = r.json()["id"]
+    tasks = {t["step_id"]: t for t in client.get(f"/api/incidents/{inc}/tasks", headers=cmdr).json()}
+    truck = add_resource(db, NewResource("泵车1号", "pump_truck", 113.3412, 27.0005), actor="test")["id"]
+    r = client.post(f"/api/incidents/{inc}/dispatch", headers=cmdr,
+                    json={"resource_id": truck, "task_id": tasks["pumps"]["id"]})
+    assert r.status_code == 201, r.text
+    assert client.post(f"/api/dispatch-orders/{r.json()['id']}/acknowledge", headers=cmdr, json={}).status_code == 200
+    for step, action, note in (("verify", "done", "照片已回传"), ("pumps", "done", ""),
+                               ("traffic_control", "waive", "积水路段已封闭")):
+        r = client.post(f"/api/incident-tasks/{tasks[step]['id']}/{action}", headers=cmdr, json={"note": note})
+        assert r.status_code == 200, r.text
+    return inc
+
+
+def test_the_report_as_json_html_and_pdf(client, login, db):
+    cmdr = login("commander")
+    inc = _run_drill(client, cmdr, db)
+    # Still open: refused, saying why, for every format.
+    for suffix in ("", ".html", ".pdf"):
+        r = client.get(f"/api/incidents/{inc}/report{suffix}", headers=cmdr)
+        assert r.status_code == 409 and "closed" in r.json()["message"], (suffix, r.text)
+    r = client.post(f"/api/incidents/{inc}/status", headers=cmdr, json={"status": "closed", "note": "演练结束"})
+    assert r.status_code == 200, r.text
+
+    report = client.get(f"/api/incidents/{inc}/report", headers=cmdr).json()
+    assert report["incident"]["drill"] is True and report["durations"]["closed"] >= 0
+    assert report["tasks"]["counts"]["on_time"] == 2 and report["tasks"]["counts"]["waived"] == 1
+    assert report["tasks"]["counts"]["cancelled"] == 1
+    assert [t["type_code"] for t in report["resources"]["by_type"]] == ["pump_truck"]
+    score = report["score"]
+    assert score["total"] == round(sum(p["points"] for p in score["parts"]), 1)
+    assert {p["key"]: p["points"] for p in score["parts"]}["public_warning"] == 0      # no alert issued
+
+    r = client.get(f"/api/incidents/{inc}/report.html", headers=cmdr)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "【演练】" in page and report["incident"]["incident_no"] in page and "演练评分" in page
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page and 'class="incident-point"' in page
+    for t in report["tasks"]["items"]:
+        assert t["title"] in page
+    assert 'class="waived"' in page and "积水路段已封闭" in page
+    # Self-contained: nothing to fetch from anywhere.
+    assert "src=" not in page and "<link" not in page and "https://" not in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+    r = client.get(f"/api/incidents/{inc}/report.pdf", headers=cmdr)      # real Chromium, once
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
+    assert r.headers["content-disposition"] == f'attachment; filename="{report["incident"]["incident_no"]}.pdf"'
+
+
+def test_out_of_sight_is_404_and_no_printer_is_503(client, login, db, monkeypatch, tmp_path):
+    cmdr = login("commander")
+    far = login("inspector", areas=["430223001002"])                     # the other community
+    inc = client.post("/api/incidents", headers=cmdr,
+                      json={"category": "自然灾害", "subtype": "水旱灾害", "level": "Ⅳ", "title": "积水", "activate": False,
+                            **AT}).json()["id"]
+    assert client.post(f"/api/incidents/{inc}/status", headers=cmdr, json={"status": "closed"}).status_code == 200
+    for suffix in ("", ".html", ".pdf"):
+        r = client.get(f"/api/incidents/{inc}/report{suffix}", headers=far)
+        assert r.status_code == 404 and "not yours to see" in r.json()["message"]
+    assert client.get(f"/api/incidents/{inc}/report.html").status_code == 401
+    assert client.get("/api/incidents/999999/report", headers=cmdr).status_code == 404
+    monkeypatch.setenv("CITYGRID_CHROMIUM", str(tmp_path / "no-such-browser"))
+    r = client.get(f"/api/incidents/{inc}/report.pdf", headers=cmdr)
+    assert r.status_code == 503 and "no-such-browser" in r.json()["message"] and "HTML" in r.json()["message"]
+    assert client.get(f"/api/incidents/{inc}/report.html", headers=cmdr).status_code == 200
+
+
+def _browser(tmp_path, name: str, script: str) -> str:
+    """A stand-in 'browser' program: lets the failure paths be real processes."""
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def _left_behind(where) -> list[str]:
+    return [p for p in os.listdir(where) if p.startswith("citygrid-pdf-")]
+
+
+def test_html_to_pdf_errors_are_clear_and_leave_nothing(monkeypatch, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("CITYGRID_CHROMIUM", str(tmp_path / "missing"))
+    with pytest.raises(PdfUnavailable, match="no Chromium at .*missing"):
+        html_to_pdf("<p>x</p>")
+    monkeypatch.setenv("CITYGRID_CHROMIUM", _browser(tmp_path, "silent", "exit 0"))
+    with pytest.raises(PdfUnavailable, match="wrote no PDF"):
+        html_to_pdf("<p>x</p>")
+    monkeypatch.setenv("CITYGRID_CHROMIUM", _browser(tmp_path, "stuck", "exec sleep 60"))
+    with pytest.raises(PdfUnavailable, match="did not finish"):
+        html_to_pdf("<p>x</p>", timeout_s=0.5)
+    assert _left_behind(scratch) == []
