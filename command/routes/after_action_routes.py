@@ -18,6 +18,7 @@ from command.deps import db
 from command.pdf import PdfUnavailable, html_to_pdf
 from command.routes.web import templates
 from workflows import after_action
+from workflows.alerts import MSG_NAMES, STATE_NAMES
 from workflows.cases import LOCAL_TZ
 
 router = APIRouter(tags=["after-action"])
@@ -25,10 +26,7 @@ Reader = Annotated[User, Depends(require("incident.read"))]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 
 OUTCOMES = {"on_time": "按时完成", "late": "超时完成", "waived": "已豁免", "not_done": "未完成", "cancelled": "已取消"}
-# The same words as workflows.alerts uses for its messages (kept here so the report needs only the table).
-MSG_TYPES = {"Alert": "预警", "Update": "预警更新", "Cancel": "预警解除"}
 CAP_STATUS = {"Actual": "实际", "Exercise": "演练"}
-ALERT_STATES = {"draft": "待签发", "issued": "已发布", "rejected": "已退回", "superseded": "已被更新", "cancelled": "已解除"}
 
 
 def _when(at: dt.datetime | None) -> str:
@@ -50,7 +48,7 @@ def render_html(report: dict, svg: str) -> str:
     every piece of text it put in."""
     return templates.env.get_template("after_action.html").render(
         r=report, svg=Markup(svg), when=_when, dur=_duration, milestones=after_action.MILESTONES,
-        outcomes=OUTCOMES, msg_types=MSG_TYPES, cap_status=CAP_STATUS, alert_states=ALERT_STATES)
+        outcomes=OUTCOMES, msg_types=MSG_NAMES, cap_status=CAP_STATUS, alert_states=STATE_NAMES)
 
 
 def _page(conn, incident_id: int, user: User) -> tuple[dict, str]:

@@ -187,7 +187,7 @@ def test_one_shift_is_refused_to_another_department_and_unknown_shifts_are_not_f
 
 
 def test_csv_has_a_bom_and_a_row_per_shift_in_chinese_or_english(db, tiny_city):
-    ids = patrol_day(db, tiny_city)
+    patrol_day(db, tiny_city)
     report = attendance.day_report(db, DAY, RULES)
     body = attendance_report.to_csv(report)
     assert body.startswith(b"\xef\xbb\xbf")
