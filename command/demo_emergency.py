@@ -108,6 +108,7 @@ def _seed_drill(conn: psycopg.Connection, now: dt.datetime) -> str:
         incident_id = made["id"]
         response.activate(conn, incident_id, commander, now=now)
         verify = next(t for t in response.tasks(conn, incident_id) if t["step_id"] == "verify")
+        response.act_on_task(conn, verify["id"], "check", commander, checklist=[True] * len(verify["checklist"]), now=now)
         response.act_on_task(conn, verify["id"], "done", commander, note="演练：现场核实完毕，照片已回传", now=now)
         pumps = next(t for t in response.tasks(conn, incident_id) if t["step_id"] == "pumps")
         for need in dispatch.suggest(conn, incident_id, pumps["id"]):

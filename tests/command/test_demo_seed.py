@@ -157,9 +157,10 @@ def test_a_fresh_demo_has_a_drill_running_with_its_plan_active_and_an_exercise_a
     incident_id = drill[0]["id"]
     assert db.execute("SELECT plan_id FROM plan_activation WHERE incident_id = %s", (incident_id,)
                       ).fetchone()["plan_id"] == "waterlogging"
-    tasks = {t["step_id"]: t["status"] for t in db.execute(
-        "SELECT step_id, status FROM incident_task WHERE incident_id = %s", (incident_id,))}
-    assert tasks["verify"] == "done" and tasks["pumps"] == "open"
+    tasks = {t["step_id"]: t for t in db.execute(
+        "SELECT step_id, status, checklist FROM incident_task WHERE incident_id = %s", (incident_id,))}
+    assert tasks["verify"]["status"] == "done" and tasks["pumps"]["status"] == "open"
+    assert tasks["verify"]["checklist"] and all(item["done"] for item in tasks["verify"]["checklist"])
     assert db.execute("SELECT count(*) AS n FROM dispatch_order WHERE incident_id = %s AND status = 'sent'",
                       (incident_id,)).fetchone()["n"] >= 1
     # Every task has an owner on duty now: the roster covers today.

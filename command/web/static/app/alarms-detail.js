@@ -1,6 +1,10 @@
 // One device alarm in the detail pane of /alarms: what was raised, by which device and rule,
 // the values that raised it, who acknowledged it and when it cleared, its part and case,
 // the comments (评论), and for roles that may: 确认 with an optional note, and a comment.
+// Mirror of command/auth.py incident.report: who is offered 升级为突发事件 (the server decides).
+const ALARM_PROMOTE_ROLES = new Set(["admin", "leader", "commander", "shift_lead", "operator", "dispatcher"]);
+Object.assign(STRINGS.zh, { promote_incident: "升级为突发事件" });
+Object.assign(STRINGS.en, { promote_incident: "Promote to an incident" });
 const alarmDetail = {
   current: null, message: "",
 
@@ -45,7 +49,9 @@ const alarmDetail = {
     const unacked = a.status.endsWith("_unack");
     $("#alarm-detail").innerHTML = html`<div class="dv-head" data-alarm="${a.id}">
         <h2>${ruleName(a.rule_id, a.rule_name)}</h2>${severityBadge(a.severity)} <span class="al-status">${alarmStatusBadge(a.status)}</span>
-        <span class="spacer"></span><button type="button" id="alarm-reload">${t("refresh")}</button></div>
+        <span class="spacer"></span>${ALARM_PROMOTE_ROLES.has(api.user.role) ? html`<a id="alarm-promote" class="promote"
+          href="/incidents?promote=device_alarm:${a.id}">${t("promote_incident")}</a>` : ""}
+        <button type="button" id="alarm-reload">${t("refresh")}</button></div>
       <p id="alarm-msg" class="ok" role="status">${this.message ? t(this.message) : ""}</p>
       <dl class="dv-facts">
         <dt>${t("al_device")}</dt><dd><a href="/devices#device/${encodeURIComponent(a.device_id)}">${a.device_id}</a>

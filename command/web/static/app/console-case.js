@@ -1,5 +1,9 @@
 // One case in the console: facts and deadlines, a map, photos, duplicates (merge), the
 // timeline, reporters, extensions, and exactly the actions the server allows now.
+// Mirror of command/auth.py incident.report: who is offered 升级为突发事件 (the server decides).
+const CASE_PROMOTE_ROLES = new Set(["admin", "leader", "commander", "shift_lead", "operator", "dispatcher"]);
+Object.assign(STRINGS.zh, { promote_incident: "升级为突发事件" });
+Object.assign(STRINGS.en, { promote_incident: "Promote to an incident" });
 const casePage = {
   map: null, departments: [], current: null,
 
@@ -27,7 +31,9 @@ const casePage = {
     const canMerge = c.allowed_actions.some((a) => a.action === "merge");
     pane.innerHTML = html`<div class="case-head" data-case="${c.id}" data-version="${c.version}">
         <h2>${t("case")} ${c.case_no}</h2>${stateBadge(c)} ${dueBadge(c.due)}
-        <span class="spacer"></span><button type="button" id="case-reload">${t("refresh")}</button></div>
+        <span class="spacer"></span>${CASE_PROMOTE_ROLES.has(api.user.role) ? html`<a id="case-promote" class="promote"
+          href="/incidents?promote=case:${c.id}">${t("promote_incident")}</a>` : ""}
+        <button type="button" id="case-reload">${t("refresh")}</button></div>
       <p id="case-msg" class="ok" role="status">${message}</p>
       <div class="case-top">
         <dl class="facts">
