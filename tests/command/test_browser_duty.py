@@ -41,21 +41,24 @@ def test_the_roster_page_shows_who_is_on_duty_and_takes_a_shift(live_server, pag
     today = now.date().isoformat()
     expect(page.locator(f'#duty-grid td[data-post="{chief}"][data-day="{today}"]')).to_contain_text("李指挥长")
 
-    # A shift lead adds a shift through the form: it appears in the grid.
+    # A shift lead adds a shift through the form: it appears in the grid. It is today but not
+    # now (the post stays unmanned below), whatever the hour the suite runs at.
+    (start, end), (clash_start, clash_end) = ((("14:00", "22:00"), ("16:00", "20:00")) if now.hour < 12 else
+                                              (("01:00", "10:00"), ("02:00", "05:00")))
     form = page.locator("#shift-form")
     form.locator("select[name=post]").select_option(str(drain))
     form.locator("input[name=username]").fill("zhao")
-    form.locator("input[name=starts_at]").fill(f"{today}T09:00")
-    form.locator("input[name=ends_at]").fill(f"{today}T17:00")
+    form.locator("input[name=starts_at]").fill(f"{today}T{start}")
+    form.locator("input[name=ends_at]").fill(f"{today}T{end}")
     form.locator("button[type=submit]").click()
     cell = page.locator(f'#duty-grid td[data-post="{drain}"][data-day="{today}"]')
     expect(cell).to_contain_text("赵队长", timeout=WAIT_MS)
-    expect(cell).to_contain_text("09:00–17:00")
+    expect(cell).to_contain_text(f"{start}–{end}")
     assert db.execute("SELECT count(*) AS n FROM duty_shift WHERE post_id = %s", (drain,)).fetchone()["n"] == 1
 
     # An overlapping one is refused with the server's message on the page.
-    form.locator("input[name=starts_at]").fill(f"{today}T16:00")
-    form.locator("input[name=ends_at]").fill(f"{today}T20:00")
+    form.locator("input[name=starts_at]").fill(f"{today}T{clash_start}")
+    form.locator("input[name=ends_at]").fill(f"{today}T{clash_end}")
     form.locator("button[type=submit]").click()
     expect(page.locator("#shift-msg")).to_contain_text("冲突：", timeout=WAIT_MS)
 

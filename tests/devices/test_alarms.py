@@ -25,6 +25,16 @@ INSIDE_2 = (113.3415, 27.0005)        # its neighbour, ~100 m east
 OUTSIDE = (113.3425, 27.0005)         # ~200 m east: the next community's grid
 
 
+@pytest.fixture(autouse=True)
+def clock():
+    """The sweeper goes by the database's clock, so each test's NOW is taken when it starts, not
+    when the module was imported: in a long suite that is minutes earlier, and a unit still for
+    15 minutes would have been still long enough to raise a stationary alarm too."""
+    global NOW, T0
+    NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    T0 = NOW - dt.timedelta(hours=1)
+
+
 @pytest.fixture
 def listener(settings):
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
@@ -36,10 +46,10 @@ def live_messages(listener) -> list[dict]:
     return [json.loads(n.payload) for n in listener.notifies(timeout=0.3)]
 
 
-def on_duty(db, name="监督员张三", *, areas=("430223001001",), kind="inspector", start=NOW - dt.timedelta(hours=2),
-            end=NOW + dt.timedelta(hours=2)) -> int:
+def on_duty(db, name="监督员张三", *, areas=("430223001001",), kind="inspector", start=None, end=None) -> int:
     unit_id = add_unit(db, name=name, kind=kind, actor="test")
-    add_shift(db, unit_id=unit_id, starts_at=start, ends_at=end, areas=list(areas), actor="test")
+    add_shift(db, unit_id=unit_id, starts_at=start or NOW - dt.timedelta(hours=2),
+              ends_at=end or NOW + dt.timedelta(hours=2), areas=list(areas), actor="test")
     return unit_id
 
 

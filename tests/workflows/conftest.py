@@ -1,4 +1,5 @@
-"""Cases on the tiny city: a desk, one user of each role, a fixed working Monday."""
+"""Cases on the tiny city: a desk, one user of each role, a fixed working Monday; for emergencies,
+a crew on duty at every waterlogging post."""
 from __future__ import annotations
 
 import datetime as dt
@@ -69,3 +70,25 @@ def new_case(db, desk, people):
                       lon=lon, lat=lat, **fields)
         return report(db, desk, r, actor=actor, now=now)
     return make
+
+
+# Emergencies: 10:00 in the city, and who holds each post of the waterlogging plan.
+EMERGENCY_T0 = dt.datetime(2026, 7, 1, 2, 0, tzinfo=dt.timezone.utc)
+WATERLOGGING_POSTS = {"县应急指挥长": "cmdr", "县城管局带班领导": "dutylead", "排水抢险队长": "drainer",
+                      "交警大队值班长": "traffic", "县融媒体中心值班员": "media", "消防救援大队值班长": "fire"}
+
+
+@pytest.fixture
+def crew(db, tiny_city):
+    """A user on duty at every waterlogging post all day, plus a second commander."""
+    users = {}
+    for post, username in WATERLOGGING_POSTS.items():
+        role = "commander" if username == "cmdr" else "leader" if username == "dutylead" else "dispatcher"
+        users[username] = create_user(db, username=username, password=PASSWORD, role=role, actor="test")
+        post_id = db.execute("INSERT INTO duty_post (name) VALUES (%s) RETURNING id", (post,)).fetchone()["id"]
+        db.execute("INSERT INTO duty_shift (post_id, user_id, starts_at, ends_at) VALUES (%s, %s, %s, %s)",
+                   (post_id, users[username].id, EMERGENCY_T0 - dt.timedelta(hours=8),
+                    EMERGENCY_T0 + dt.timedelta(hours=16)))
+    users["cmdr2"] = create_user(db, username="cmdr2", password=PASSWORD, role="commander", actor="test")
+    db.commit()
+    return users

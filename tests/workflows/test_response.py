@@ -10,33 +10,16 @@ import threading
 
 import pytest
 
-from command.auth import create_user
 from gis.db import connect
 from gis.errors import Conflict, Forbidden, Invalid
+from tests.workflows.conftest import EMERGENCY_T0
 from workflows import dispatch, incidents, response
 from workflows.incidents import NewIncident
 from workflows.resources import NewResource, add_resource
 from workflows.timers import TimerLoop
 
-T0 = dt.datetime(2026, 7, 1, 2, 0, tzinfo=dt.timezone.utc)          # 10:00 in the city
+T0 = EMERGENCY_T0
 AT = (113.3405, 27.0005)
-POSTS = {"县应急指挥长": "cmdr", "县城管局带班领导": "dutylead", "排水抢险队长": "drainer", "交警大队值班长": "traffic",
-         "县融媒体中心值班员": "media", "消防救援大队值班长": "fire"}
-
-
-@pytest.fixture
-def crew(db, tiny_city):
-    """A user on duty at every waterlogging post all day, plus a second commander."""
-    users = {}
-    for post, username in POSTS.items():
-        role = "commander" if username == "cmdr" else "leader" if username == "dutylead" else "dispatcher"
-        users[username] = create_user(db, username=username, password="password-123", role=role, actor="test")
-        post_id = db.execute("INSERT INTO duty_post (name) VALUES (%s) RETURNING id", (post,)).fetchone()["id"]
-        db.execute("INSERT INTO duty_shift (post_id, user_id, starts_at, ends_at) VALUES (%s, %s, %s, %s)",
-                   (post_id, users[username].id, T0 - dt.timedelta(hours=8), T0 + dt.timedelta(hours=16)))
-    users["cmdr2"] = create_user(db, username="cmdr2", password="password-123", role="commander", actor="test")
-    db.commit()
-    return users
 
 
 def flood(db, actor, level="Ⅳ", drill=False):

@@ -53,6 +53,17 @@ const api = {
     return data;
   },
 
+  // A JSON request (POST/PUT/DELETE…); the JSON answer, or an ApiError with the server's message.
+  async json(method, path, body) {
+    const res = await fetch(path, { method, headers: { ...this.authHeaders(), "Content-Type": "application/json" },
+                                    body: body === undefined ? undefined : JSON.stringify(body) });
+    if (res.status === 204) return null;
+    const data = await res.json().catch(() => ({}));
+    if (res.status === 401) { this._unauthorized(); throw new ApiError(401, "401"); }
+    if (!res.ok) throw new ApiError(res.status, data.message || res.statusText);
+    return data;
+  },
+
   // Photos need the bearer header, so <img src> cannot fetch them: load as a blob URL.
   async blobUrl(path) {
     const res = await fetch(path, { headers: this.authHeaders() });

@@ -63,16 +63,7 @@ function valuesLine(typeCode, values) {
 }
 
 // api.post sends forms; these endpoints take JSON.
-async function postJson(path, body) {
-  const res = await fetch(path, {
-    method: "POST", headers: { ...api.authHeaders(), "Content-Type": "application/json" },
-    body: JSON.stringify(body ?? {}),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (res.status === 401) { api._unauthorized(); throw new ApiError(401, "401"); }
-  if (!res.ok) throw new ApiError(res.status, data.message || res.statusText);
-  return data;
-}
+function postJson(path, body) { return api.json("POST", path, body ?? {}); }
 
 // The live bus (/api/live, Server-Sent Events): `onMessage(msg)` for each {"kind", "id", …},
 // `onResync()` when events were lost (fell behind, or the server reconnected).

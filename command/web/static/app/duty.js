@@ -45,14 +45,7 @@ const dutyPage = (() => {
   }
 
   // ------------------------------------------------------------ talking to the API
-  async function send(method, path, body) {
-    const res = await fetch(path, { method, headers: { ...api.authHeaders(), "Content-Type": "application/json" },
-                                    body: body === undefined ? undefined : JSON.stringify(body) });
-    const data = await res.json().catch(() => ({}));
-    if (res.status === 401) { api._unauthorized(); throw new ApiError(401, "401"); }
-    if (!res.ok) throw new ApiError(res.status, data.message || res.statusText);
-    return data;
-  }
+  function send(method, path, body) { return api.json(method, path, body); }
 
   // ------------------------------------------------------------ on duty now
   function drawNow() {

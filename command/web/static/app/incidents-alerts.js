@@ -92,7 +92,7 @@ const incAlerts = {
       expires_in_min: Number(form.expires_in_min.value) || null, note: form.note.value.trim() || null,
     };
     try {
-      const made = await incSend("POST", `/api/incidents/${incDetail.id}/alerts`, body);
+      const made = await api.json("POST", `/api/incidents/${incDetail.id}/alerts`, body);
       this.showPreview(made.preview);
       incSay("alert-msg", t("d_done_ok"), true);
       await this.load(incDetail.inc);
@@ -115,7 +115,7 @@ const incAlerts = {
     const body = button.dataset.reject ? { reason: button.closest("li").querySelector("[name=reject_reason]").value.trim() } : {};
     button.disabled = true;
     try {
-      await incSend("POST", path, body);
+      await api.json("POST", path, body);
       incSay("alert-msg", t("d_done_ok"), true);
       await incDetail.reload();
     } catch (err) {

@@ -142,15 +142,6 @@ function statusBadge(status) { return html`<span class="inc-st st-${status}">${t
 
 function isOverdue(task) { return TASK_OPEN.has(task.status) && Date.parse(task.due_at) < Date.now(); }
 
-// JSON requests; a refusal keeps its status and the server's message.
-async function incSend(method, path, body) {
-  const res = await fetch(path, { method, headers: { ...api.authHeaders(), "Content-Type": "application/json" },
-                                  body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json().catch(() => ({}));
-  if (res.status === 401) { api._unauthorized(); throw new ApiError(401, "401"); }
-  if (!res.ok) throw new ApiError(res.status, data.message || res.statusText);
-  return data;
-}
 
 // Show a message in one of the page's message areas (class "error" or "ok").
 function incSay(id, text, ok = false) {

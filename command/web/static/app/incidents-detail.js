@@ -225,20 +225,20 @@ const incDetail = {
     const incVersion = () => this.inc && this.inc.version;
     if (b.dataset.status) {
       const body = { status: b.dataset.status, note: box.querySelector("[name=status_note]").value, version: this.inc.version };
-      return this.act("d-msg", () => incSend("POST", `/api/incidents/${id}/status`, body), incVersion);
+      return this.act("d-msg", () => api.json("POST", `/api/incidents/${id}/status`, body), incVersion);
     }
     if (b.id === "d-level-go") {
       const body = { level: box.querySelector("[name=level]").value, reason: box.querySelector("[name=level_reason]").value.trim(),
                      version: this.inc.version };
-      return this.act("d-msg", () => incSend("POST", `/api/incidents/${id}/level`, body), incVersion);
+      return this.act("d-msg", () => api.json("POST", `/api/incidents/${id}/level`, body), incVersion);
     }
     if (b.id === "d-activate-go") {
       const body = { plan_id: $("#d-plans [name=plan_id]").value, version: this.inc.version };
-      return this.act("d-msg", () => incSend("POST", `/api/incidents/${id}/activate`, body), incVersion);
+      return this.act("d-msg", () => api.json("POST", `/api/incidents/${id}/activate`, body), incVersion);
     }
     if (b.dataset.orderAction) {
       const path = `/api/dispatch-orders/${Number(b.dataset.order)}/${b.dataset.orderAction}`;
-      return this.act("order-msg", () => incSend("POST", path, {}), () => undefined);
+      return this.act("order-msg", () => api.json("POST", path, {}), () => undefined);
     }
     if (b.dataset.report) return this.openReport(b.dataset.report);
     if (b.closest("#d-tasks")) return incTasks.onClick(b);

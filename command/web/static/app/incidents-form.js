@@ -142,7 +142,7 @@ const incForm = {
     button.disabled = true;
     incSay("form-msg", "");
     try {
-      const made = await incSend("POST", "/api/incidents", this.body(form));
+      const made = await api.json("POST", "/api/incidents", this.body(form));
       const act = made.activation;
       const said = `${t("f_reported")} ${made.incident_no}；` +
         (act ? `${t("f_activated")} ${this.planName(act.plan_id)}（${act.tasks} ${t("f_tasks")}）` : t("f_not_activated"));

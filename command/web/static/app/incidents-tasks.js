@@ -144,7 +144,7 @@ const incTasks = {
     const body = { resource_id: Number(button.dataset.dispatch), task_id: Number(button.dataset.task),
                    quantity: qty ? Number(qty.value) : 1 };
     button.disabled = true;
-    const ok = await incDetail.act("order-msg", () => incSend("POST", `/api/incidents/${incDetail.id}/dispatch`, body),
+    const ok = await incDetail.act("order-msg", () => api.json("POST", `/api/incidents/${incDetail.id}/dispatch`, body),
                                    () => undefined);
     if (!ok) button.disabled = false;
   },
@@ -173,7 +173,7 @@ const incTasks = {
     const body = { note: note ? note.value.trim() : "", version: task.version };
     if (action === "reassign") body.owner_user_id = Number(li.querySelector("[name=owner]").value);
     button.disabled = true;
-    const ok = await incDetail.act("task-msg", () => incSend("POST", `/api/incident-tasks/${task.id}/${action}`, body),
+    const ok = await incDetail.act("task-msg", () => api.json("POST", `/api/incident-tasks/${task.id}/${action}`, body),
                                    this.versionOf(task.id));
     if (!ok) button.disabled = false;
     else $$(`#d-tasks li[data-task="${task.id}"] [name=task_note]`).forEach((el) => { el.value = ""; });   // said and done
@@ -187,7 +187,7 @@ const incTasks = {
     const ticks = $$("input[data-check]", li).map((c) => c.checked);
     const body = { checklist: ticks, version: task.version };
     const ok = await incDetail.act("task-msg", async () => {
-      const done = await incSend("POST", `/api/incident-tasks/${task.id}/check`, body);
+      const done = await api.json("POST", `/api/incident-tasks/${task.id}/check`, body);
       task.version = done.version;               // a quick second tick sends the version this one made
     }, this.versionOf(task.id));
     if (!ok) await incDetail.reload();           // the boxes show what the server holds
