@@ -1,6 +1,7 @@
 """Screenshots of the running demo for the README:
 `python scripts/screenshot.py [URL] [OUT]` (the map), `… [URL] [OUT] UNIT_ID` (that unit's replay)
-or `… [URL] [OUT] /PATH` (another page, e.g. /devices#device/SIM-MANHOLE-COVER-001)."""
+or `… [URL] [OUT] /PATH [USER]` (another page, e.g. /devices#device/SIM-MANHOLE-COVER-001, as
+USER, by default admin: `/incidents?id=1 commander` for the emergency console)."""
 from __future__ import annotations
 
 import sys
@@ -11,13 +12,14 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def main(base: str = "http://127.0.0.1:8000", out: str = "docs/screenshot-map.png", unit: str | None = None) -> None:
+def main(base: str = "http://127.0.0.1:8000", out: str = "docs/screenshot-map.png", unit: str | None = None,
+         user: str = "admin") -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860}, locale="zh-CN")
         page.goto(f"{base}{unit}" if unit and unit.startswith("/") else
                   f"{base}/units/{unit}/replay" if unit else f"{base}/map")
-        page.fill("input[name=username]", "admin")
+        page.fill("input[name=username]", user)
         page.fill("input[name=password]", "citygrid-demo")
         page.click("form#login button[type=submit]")
         if unit and unit.startswith("/"):
