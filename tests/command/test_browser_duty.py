@@ -1,6 +1,6 @@
 """The duty roster page (/duty) in a real Chromium: who is on duty now, a shift added through
-the form showing up in the week grid, a hand-over written, English — and nothing loaded from
-another host."""
+the form showing up in the week grid, a hand-over written, English, a shift someone else adds
+shown live — and nothing loaded from another host."""
 from __future__ import annotations
 
 import datetime as dt
@@ -22,7 +22,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 def test_the_roster_page_shows_who_is_on_duty_and_takes_a_shift(live_server, page, db):  # noqa: F811
     lead = create_user(db, username="lead", password=PASSWORD, role="shift_lead", display_name="周值班长", actor="test")
     holder = create_user(db, username="li", password=PASSWORD, role="commander", display_name="李指挥长", actor="test")
-    create_user(db, username="zhao", password=PASSWORD, role="department", display_name="赵队长",
+    zhao = create_user(db, username="zhao", password=PASSWORD, role="department", display_name="赵队长",
                 dept="县城市管理和综合执法局", actor="test")
     chief = duty.add_post(db, "县应急指挥长", actor=lead)["id"]
     drain = duty.add_post(db, "排水抢险队长", actor=lead)["id"]
@@ -72,6 +72,11 @@ def test_the_roster_page_shows_who_is_on_duty_and_takes_a_shift(live_server, pag
     page.click("#lang")
     expect(page.locator(f'#duty-now tr[data-post="{drain}"] .holder')).to_have_text("Nobody on duty")
     expect(page.locator("#duty-now thead th").first).to_have_text("Post")
+
+    # Someone else puts 赵队长 on duty now: the page shows it without a reload (the live bus).
+    expect(page.locator("body")).to_have_attribute("data-live", "live", timeout=WAIT_MS)
+    duty.add_shift(db, drain, zhao.id, now - dt.timedelta(minutes=30), now + dt.timedelta(minutes=30), actor=lead)
+    expect(page.locator(f'#duty-now tr[data-post="{drain}"] .holder')).to_have_text("赵队长", timeout=WAIT_MS)
     server = urlsplit(live_server).netloc
     assert all(urlsplit(u).netloc == server for u in requested if u.startswith("http")), \
         [u for u in requested if urlsplit(u).netloc != server]

@@ -182,6 +182,15 @@ const dutyPage = (() => {
     }
   }
 
+  // Someone else's change to the roster (the live bus), or the clock passing a shift change:
+  // load again, at most once a second.
+  function listen() {
+    const later = throttled(() => load().catch((err) => { $("#duty-live-msg").textContent = explainError(err); }));
+    listenLive((msg) => { if (msg.kind === "duty") later(); }, later,
+               (text) => { $("#duty-live-msg").textContent = text; });
+    setInterval(later, 60e3);
+  }
+
   async function start(user) {
     state.user = user;
     state.weekStart = mondayOf(Date.now());
@@ -198,6 +207,7 @@ const dutyPage = (() => {
     } catch (err) {
       $("#shift-msg").textContent = explainError(err);
     }
+    listen();
   }
 
   return { start, load };
