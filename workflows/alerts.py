@@ -25,15 +25,13 @@ from workflows.actors import utc_now, who
 from workflows.cases import LOCAL_TZ
 from workflows.incidents import require_commander, timeline
 from workflows.notify import live, notify
-from workflows.plans import Plan
+from workflows.plans import WARNING_MAX_EXPIRES_MIN, Plan
 
 # The command centre's CAP <sender>: one stable address, named here and nowhere else.
 SENDER = "yjzh@citygrid.local"
 _DOMAIN = SENDER.split("@")[1]
 _TAG = f"tag:{_DOMAIN},2026:"            # RFC 4151 tag URIs for the Atom feed
 ATOM = "http://www.w3.org/2005/Atom"
-DEFAULT_EXPIRES_MIN = 6 * 60
-MAX_EXPIRES_MIN = 7 * 24 * 60
 MSG_TYPES = cap.MSG_TYPES
 SERVED = ("issued", "superseded", "cancelled")       # states whose XML is public
 STATE_NAMES = {"draft": "待签发", "issued": "已发布", "rejected": "已退回", "superseded": "已被更新",
@@ -68,8 +66,8 @@ def _check_request(msg_type: str, references_id: int | None, values: dict | None
     if area_description is not None and not 1 <= len(area_description.strip()) <= 200:
         raise Invalid("area_description is 1 to 200 characters, e.g. 联星街道建设路一带")
     if expires_in_min is not None and (isinstance(expires_in_min, bool) or not isinstance(expires_in_min, int)
-                                       or not 1 <= expires_in_min <= MAX_EXPIRES_MIN):
-        raise Invalid(f"expires_in_min is whole minutes from issue, 1 to {MAX_EXPIRES_MIN} (7 days)")
+                                       or not 1 <= expires_in_min <= WARNING_MAX_EXPIRES_MIN):
+        raise Invalid(f"expires_in_min is whole minutes from issue, 1 to {WARNING_MAX_EXPIRES_MIN} (7 days)")
     for key, value in (values or {}).items():
         if not isinstance(key, str) or not 1 <= len(key) <= 50:
             raise Invalid(f"values: {key!r} is not a field name (1 to 50 characters)")
@@ -246,7 +244,7 @@ def draft(conn: psycopg.Connection, incident_id: int, actor: Any, *, msg_type: s
                                             area=_area(conn, inc, place, area_description),
                                             sender_name=_sender_name(place), values=filled)
             headline = warning.headline
-        minutes = None if warning is None else expires_in_min or DEFAULT_EXPIRES_MIN
+        minutes = None if warning is None else expires_in_min or plan.warning["expires_min"]
         seq = conn.execute("SELECT count(*) + 1 AS n FROM alert WHERE incident_id = %s", (incident_id,)).fetchone()["n"]
         identifier = f"{_DOMAIN}-{inc['incident_no']}-{seq:02d}"
         alert_id = conn.execute(

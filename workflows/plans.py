@@ -30,6 +30,7 @@ A plan document:
       headline: "{level_name}内涝预警：{area}"
       description: …
       instruction: …
+      expires_min: 360                # how long an issued warning stays in force (default 6 h)
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ RESOURCE_TYPES_FILE = SEED / "resource_types.yaml"
 LEVELS = ("Ⅳ", "Ⅲ", "Ⅱ", "Ⅰ")                     # least to most severe
 CAP_URGENCY = ("Immediate", "Expected", "Future", "Past", "Unknown")
 CAP_CERTAINTY = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
+WARNING_EXPIRES_MIN = 6 * 60            # an issued warning's time in force, unless the plan says
+WARNING_MAX_EXPIRES_MIN = 7 * 24 * 60
 MAX_STEPS = 200
 
 
@@ -349,7 +352,13 @@ def _warning(check: _Check, warning: Any) -> dict:
         if value not in allowed:
             check.bad(("warning", key), f"one of {', '.join(allowed)} (CAP 1.2), got {value!r}")
         out[key] = value
-    for key in sorted(set(warning) - {"event", "headline", "description", "instruction", "urgency", "certainty"}):
+    expires = warning.get("expires_min", WARNING_EXPIRES_MIN)
+    if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= WARNING_MAX_EXPIRES_MIN:
+        check.bad(("warning", "expires_min"), f"whole minutes an issued warning stays in force, 1 to"
+                                               f" {WARNING_MAX_EXPIRES_MIN} (7 days), got {expires!r}")
+    out["expires_min"] = expires
+    for key in sorted(set(warning) - {"event", "headline", "description", "instruction", "urgency", "certainty",
+                                      "expires_min"}):
         check.bad(("warning", key), "unknown field")
     return out
 

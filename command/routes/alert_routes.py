@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from command.auth import User, require
 from command.deps import db
 from workflows import alerts, incidents
+from workflows.plans import WARNING_MAX_EXPIRES_MIN
 
 router = APIRouter(tags=["alerts"])
 Reader = Annotated[User, Depends(require("incident.read"))]
@@ -34,8 +35,8 @@ class AlertIn(BaseModel):
         default_factory=dict, description="the template's fields on top of the incident's details, e.g. {depth: 45}")
     area_description: str | None = Field(default=None, max_length=200,
                                          description="the area in words; defaults to street and road or grid")
-    expires_in_min: int | None = Field(default=None, ge=1, le=alerts.MAX_EXPIRES_MIN,
-                                       description="minutes from issue until it expires; default 360")
+    expires_in_min: int | None = Field(default=None, ge=1, le=WARNING_MAX_EXPIRES_MIN,
+                                       description="minutes from issue until it expires; default the plan's expires_min")
     note: str | None = Field(default=None, max_length=1000, description="why; required for a Cancel")
 
 

@@ -90,7 +90,7 @@ def test_an_alert_drafted_and_approved_is_valid_cap(db, crew, schema):
     sent = T0 + dt.timedelta(minutes=10, microseconds=500)
     issued = alerts.approve(db, d["id"], crew["cmdr"], now=sent)
     assert issued["state"] == "issued" and issued["decided_by"] == "cmdr" and issued["cap_url"] == f"/api/alerts/{d['id']}.cap"
-    assert issued["sent_at"] == sent.replace(microsecond=0) and issued["expires_at"] == issued["sent_at"] + dt.timedelta(hours=6)
+    assert issued["sent_at"] == sent.replace(microsecond=0) and issued["expires_at"] == issued["sent_at"] + dt.timedelta(minutes=360)  # the plan's expires_min
     doc = valid(schema, alerts.issued_xml(db, d["id"]))
     assert text(doc, "cap:identifier") == d["identifier"] and text(doc, "cap:sender") == alerts.SENDER
     assert text(doc, "cap:status") == "Actual" and text(doc, "cap:incidents") == no
@@ -255,3 +255,14 @@ def test_the_feed_lists_the_warnings_in_force_newest_first(db, crew):
     assert entries[1].findtext(f"{ATOM}author/{ATOM}name") == "攸县应急指挥中心"
     later = etree.fromstring(alerts.atom(db, "http://cmd.example", T0 + dt.timedelta(hours=7)))
     assert later.findall(f"{ATOM}entry") == []
+
+
+def test_an_alert_stays_in_force_as_long_as_its_plan_says(db, crew, schema):
+    """The gas-leak plan keeps its warning for 2 hours (expires_min: 120), not the 6-hour default."""
+    made = incidents.create(db, NewIncident("建设路燃气管道泄漏", "事故灾难", "公共设施和设备事故", "Ⅳ", *AT, radius_m=150),
+                            crew["cmdr"], now=T0)
+    response.activate(db, made["id"], crew["cmdr"], plan_id="gas_leak", now=T0)
+    d = alerts.draft(db, made["id"], crew["cmdr"], now=T0)
+    issued = alerts.approve(db, d["id"], crew["cmdr"], now=T0 + dt.timedelta(minutes=3))
+    assert issued["expires_at"] == T0 + dt.timedelta(minutes=3 + 120)
+    assert text(valid(schema, alerts.issued_xml(db, d["id"])), "cap:info/cap:event") == "燃气泄漏"

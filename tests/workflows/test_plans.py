@@ -49,6 +49,7 @@ def test_a_circle_of_dependencies_is_refused_naming_it():
     (("subtypes: [水旱灾害, 气象灾害]", "subtypes: [火灾]"), "not a subtype", True),
     (("  Ⅲ:\n", "  Ⅴ:\n"), "not a response level", True),
     (("urgency: Immediate", "urgency: Now"), "CAP 1.2", True),
+    (("expires_min: 360", "expires_min: 0"), "stays in force", True),
     (("version: 1", "version: one"), "whole number", True),
     (("commander: {post: 县应急指挥长}", "chief: {post: 县应急指挥长}"), "needs a commander role", False),
     (("deadline_min: 60\n        depends_on: [verify]", "deadline_min: 10\n        depends_on: [verify]"),
