@@ -17,8 +17,7 @@ from gis.db import audit, department_id
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.actors import utc_now, who as actor_name
 from workflows.cases import LOCAL_TZ
-from workflows.incidents import timeline
-from workflows.notify import live
+from workflows.notify import live, notify
 from workflows.plans import shipped_plans
 
 MAX_SHIFT = dt.timedelta(hours=24)
@@ -26,7 +25,6 @@ MAX_ROSTER_SPAN = dt.timedelta(days=62)
 # Who may write a hand-over on the holder's behalf, or read any post's hand-overs.
 ON_BEHALF_ROLES = frozenset({"admin", "shift_lead"})
 HANDOVER_READERS = ON_BEHALF_ROLES | {"commander", "leader"}
-UNSTAFFED = "值守岗位无人值班"
 
 
 @dataclass(frozen=True)
@@ -51,16 +49,20 @@ def require_aware(name: str, value: dt.datetime | None) -> None:
 
 # ---------------------------------------------------------------- posts (值守岗位)
 
+# The shift holding post `p` at %(at)s, for a LATERAL join: where shifts overlap, the one that
+# started last (a relief who came early takes over).
+_HOLDING = ("SELECT * FROM duty_shift s WHERE s.post_id = p.id AND s.starts_at <= %(at)s AND s.ends_at > %(at)s"
+            " ORDER BY s.starts_at DESC LIMIT 1")
+
+
 def holders(conn: psycopg.Connection, post_names: list[str], at: dt.datetime | None = None) -> dict[str, dict]:
     """{post name: {post_id, user_id, display_name}} for the named posts at `at` (now); a post
-    nobody holds then maps to user_id None. Where shifts overlap, the one that started last wins."""
+    nobody holds then maps to user_id None."""
     rows = conn.execute(
-        "SELECT p.name, p.id AS post_id, s.user_id, u.display_name FROM duty_post p"
-        " LEFT JOIN LATERAL (SELECT user_id FROM duty_shift s WHERE s.post_id = p.id"
-        "   AND s.starts_at <= coalesce(%(at)s, now()) AND s.ends_at > coalesce(%(at)s, now())"
-        "   ORDER BY s.starts_at DESC LIMIT 1) s ON true"
-        " LEFT JOIN app_user u ON u.id = s.user_id WHERE p.name = ANY(%(names)s)",
-        {"at": at, "names": list(post_names)}).fetchall()
+        f"SELECT p.name, p.id AS post_id, s.user_id, u.display_name FROM duty_post p"
+        f" LEFT JOIN LATERAL ({_HOLDING}) s ON true"
+        f" LEFT JOIN app_user u ON u.id = s.user_id WHERE p.name = ANY(%(names)s)",
+        {"at": at or utc_now(), "names": list(post_names)}).fetchall()
     return {r["name"]: {"post_id": r["post_id"], "user_id": r["user_id"], "display_name": r["display_name"]}
             for r in rows}
 
@@ -242,8 +244,7 @@ def on_duty_now(conn: psycopg.Connection, at: dt.datetime | None = None) -> list
         " nxt.user_id AS next_user_id, nu.display_name AS next_display_name, nxt.starts_at AS next_starts_at,"
         " nxt.ends_at AS next_ends_at"
         " FROM duty_post p LEFT JOIN department d ON d.id = p.dept_id"
-        " LEFT JOIN LATERAL (SELECT * FROM duty_shift s WHERE s.post_id = p.id AND s.starts_at <= %(at)s"
-        "   AND s.ends_at > %(at)s ORDER BY s.starts_at DESC LIMIT 1) cur ON true"
+        f" LEFT JOIN LATERAL ({_HOLDING}) cur ON true"
         " LEFT JOIN app_user cu ON cu.id = cur.user_id"
         " LEFT JOIN LATERAL (SELECT * FROM duty_shift s WHERE s.post_id = p.id"
         "   AND s.starts_at >= coalesce(cur.ends_at, %(at)s) AND s.id IS DISTINCT FROM cur.id"
@@ -262,52 +263,9 @@ def on_duty_now(conn: psycopg.Connection, at: dt.datetime | None = None) -> list
 
 
 def _holder_shift(conn: psycopg.Connection, post_id: int, at: dt.datetime) -> dict | None:
-    return conn.execute("SELECT s.id, s.user_id, s.starts_at, s.ends_at, u.display_name FROM duty_shift s"
-                        " JOIN app_user u ON u.id = s.user_id WHERE s.post_id = %s AND s.starts_at <= %s"
-                        " AND s.ends_at > %s ORDER BY s.starts_at DESC LIMIT 1", (post_id, at, at)).fetchone()
-
-
-# ---------------------------------------------------------------- notifications to a post
-
-def _notification(conn: psycopg.Connection, *, kind: str, message: str, user_id: int | None,
-                  role: str | None, incident_id: int | None) -> int:
-    nid = conn.execute("INSERT INTO notification (kind, message, user_id, role, incident_id)"
-                       " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                       (kind, message, user_id, role, incident_id)).fetchone()["id"]
-    live(conn, "notification", nid)
-    return nid
-
-
-def notify_post(conn: psycopg.Connection, post_name: str, *, kind: str, message: str,
-                incident_id: int | None = None, at: dt.datetime | None = None, actor: Any = None) -> dict:
-    """Tell the post's holder at `at` (now). Nobody on duty there: the shift leads are told
-    instead, with the message saying the post is unstaffed, so nothing is silently lost.
-    Returns who was told."""
-    require_aware("at", at)
-    if not message or not message.strip():
-        raise Invalid("a notification needs a message")
-    at = at or utc_now()
-    who, who_id = actor_name(actor)
-    with conn.transaction():
-        post = _post(conn, post_name)
-        holder = _holder_shift(conn, post["id"], at)
-        if holder:
-            told = {"user_id": holder["user_id"], "role": None, "display_name": holder["display_name"]}
-            text = message
-        else:
-            told = {"user_id": None, "role": "shift_lead", "display_name": None}
-            text = f"【{UNSTAFFED}：{post['name']}，请值班长安排】{message}"
-        nid = _notification(conn, kind=kind, message=text, user_id=told["user_id"], role=told["role"],
-                            incident_id=incident_id)
-        to = f"{post['name']}（{holder['display_name'] if holder else UNSTAFFED}）"
-        if incident_id is not None:
-            timeline(conn, incident_id, actor, "notified", f"通知 {to}：{message}",
-                     {"post": post["name"], "user_id": told["user_id"], "role": told["role"], "notification": nid},
-                     at=at)
-        audit(conn, actor=who, actor_id=who_id, action="duty.notify", entity="duty_post", entity_id=str(post["id"]),
-              detail={"kind": kind, "notification": nid, "user_id": told["user_id"], "role": told["role"],
-                      "incident_id": incident_id})
-    return {"post": post["name"], "staffed": holder is not None, "notification_id": nid, **told}
+    return conn.execute(f"SELECT s.id, s.user_id, s.starts_at, s.ends_at, u.display_name FROM duty_post p"
+                        f" CROSS JOIN LATERAL ({_HOLDING}) s JOIN app_user u ON u.id = s.user_id"
+                        f" WHERE p.id = %(post)s", {"post": post_id, "at": at}).fetchone()
 
 
 # ---------------------------------------------------------------- hand-over (交接班)
@@ -340,10 +298,10 @@ def hand_over(conn: psycopg.Connection, post: str | int, from_user: Any, note: s
                            (p["id"], cur["user_id"], to_id, at, note)).fetchone()["id"]
         head = f"{p['name']} 交接班（{cur['display_name']}）：{note[:200]}"
         if nxt:
-            _notification(conn, kind="duty.handover", message=head, user_id=to_id, role=None, incident_id=None)
-        else:
-            _notification(conn, kind="duty.handover", message=f"【{p['name']}下一班未排班，请值班长安排】{head}",
-                          user_id=None, role="shift_lead", incident_id=None)
+            notify(conn, kind="duty.handover", message=head, user_id=to_id)
+        else:                                   # nobody rostered next: the shift leads must arrange it
+            notify(conn, kind="duty.handover", message=f"【{p['name']}下一班未排班，请值班长安排】{head}",
+                   role="shift_lead")
         audit(conn, actor=who, actor_id=who_id, action="duty.handover", entity="duty_handover", entity_id=str(hid),
               detail={"post": p["name"], "from_user_id": cur["user_id"], "to_user_id": to_id,
                       "on_behalf": cur["user_id"] != who_id})
@@ -374,8 +332,7 @@ def acknowledge_handover(conn: psycopg.Connection, handover_id: int, user: Any, 
             raise Forbidden(f"only the one taking over {h['post']} may acknowledge its hand-over")
         conn.execute("UPDATE duty_handover SET acknowledged_at = %s, to_user_id = %s WHERE id = %s",
                      (at, addressee, handover_id))
-        _notification(conn, kind="duty.handover.ack", message=f"{h['post']} 交接班已确认（{who}）",
-                      user_id=h["from_user_id"], role=None, incident_id=None)
+        notify(conn, kind="duty.handover.ack", message=f"{h['post']} 交接班已确认（{who}）", user_id=h["from_user_id"])
         audit(conn, actor=who, actor_id=who_id, action="duty.handover.ack", entity="duty_handover",
               entity_id=str(handover_id), detail={"post": h["post"]})
         live(conn, "duty", h["post_id"])

@@ -27,13 +27,23 @@ ALARM_STATES = {"active": ("active_unack", "active_ack"), "unacknowledged": ("ac
                 "cleared": ("cleared_unack", "cleared"),
                 **{s: (s,) for s in ("active_unack", "active_ack", "cleared_unack")}}
 
+# An alarm that is still on; written as the partial index device_alarm_active_idx is, so it is used.
+_ACTIVE_ALARM = "a.status IN ('active_unack', 'active_ack')"
+_HAS_ACTIVE_ALARM = f"EXISTS (SELECT 1 FROM device_alarm a WHERE a.device_id = d.id AND {_ACTIVE_ALARM})"
+# A device's state as the device page shows it (devices.js deviceState): an active alarm
+# outranks being offline, and a device never heard from counts as offline.
+DEVICE_STATES = {
+    "alarm": _HAS_ACTIVE_ALARM,
+    "offline": f"NOT {_HAS_ACTIVE_ALARM} AND (s.online IS FALSE OR s.seen_at IS NULL)",
+    "normal": f"NOT {_HAS_ACTIVE_ALARM} AND s.online IS NOT FALSE AND s.seen_at IS NOT NULL",
+}
+
 _DEVICE_SQL = """
 SELECT d.id, d.type_code AS type, t.name AS type_name, d.part_id, ST_X(d.location) AS lon, ST_Y(d.location) AS lat,
        d.grid_code, d.dept_id, dp.name AS dept, d.username, d.password_hash IS NOT NULL AS has_password, d.meta,
        d.rules AS rule_overrides, d.active, d.created_at, s.ts AS last_reading_at, coalesce(s.values, '{{}}') AS latest,
        s.online, s.seen_at,
-       (SELECT count(*) FROM device_alarm a WHERE a.device_id = d.id AND a.status IN ('active_unack', 'active_ack'))
-         AS active_alarms
+       (SELECT count(*) FROM device_alarm a WHERE a.device_id = d.id AND """ + _ACTIVE_ALARM + """) AS active_alarms
   FROM device d
   JOIN device_type t ON t.code = d.type_code
   LEFT JOIN department dp ON dp.id = d.dept_id
@@ -80,10 +90,15 @@ def list_device_types(user: Reader, conn=Depends(db)):
 @router.get("/api/devices")
 def list_devices(user: Reader, conn=Depends(db), type: str | None = Query(default=None, max_length=40),  # noqa: A002
                  area: str | None = Query(default=None, pattern=r"^\d{6,15}$", description="a grid/community/street code prefix"),
+                 state: Literal[tuple(DEVICE_STATES)] | None = Query(  # type: ignore[valid-type]
+                     default=None, description="alarm: has an active alarm; offline: no active alarm and offline or"
+                     " never heard from; normal: neither"),
                  limit: int = Query(default=500, ge=1, le=5000), after: str | None = Query(default=None, max_length=64)):
     """Devices this user may see, with their latest values, online state and active alarm count,
-    in id order (page on with `after` = the last id)."""
+    in id order (page on with `after` = the last id; the filters hold on every page)."""
     where, params = device_filter(user)
+    if state is not None:
+        where += f" AND {DEVICE_STATES[state]}"
     where += (" AND (%(type)s::text IS NULL OR d.type_code = %(type)s)"
               " AND (%(area)s::text IS NULL OR d.grid_code LIKE %(area)s || '%%')"
               " AND (%(after)s::text IS NULL OR d.id > %(after)s) ORDER BY d.id LIMIT %(limit)s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from devices.device_registry import NewDevice, add_device
 from devices.store import Received
 from devices.telemetry_store import TelemetryWriter, write_telemetry
 from tests.command.test_browser_map import live_server, page  # noqa: F401 (fixtures)
+from tests.command.test_device_api import _many_devices
 from tests.conftest import PASSWORD
 from tests.devices.conftest import app_conn  # noqa: F401 (fixture)
 from workflows.cases import CaseDesk
@@ -193,6 +194,51 @@ def test_devices_list_map_chart_and_a_command(live_server, page, db, app_conn, c
 
     hosts = {urlsplit(u).netloc for u in requested if u.startswith("http")}
     assert hosts == {urlsplit(live_server).netloc}, hosts
+
+
+def test_the_state_filter_asks_the_server_for_devices_past_the_first_page(live_server, page, db, city_devices):  # noqa: F811
+    # 600 never-heard-from meters whose ids come before MC-1, NM-1 and SL-1: the first page (500) is theirs alone.
+    _many_devices(db, "AA", 600, "430223001001001")
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/devices?" in r.url else None)
+    _log_in(page, f"{live_server}/devices", "boss")
+    rows = page.locator("#device-table tbody tr")
+    expect(rows).to_have_count(500)
+    expect(page.locator('#device-table tr[data-device="MC-1"]')).to_have_count(0)
+    expect(page.locator("#device-more")).to_be_visible()
+
+    # With alarms: the server finds MC-1, which was not loaded; list and map show it alone.
+    page.select_option("#device-filters select[name=state]", "alarm")
+    expect(rows).to_have_count(1)
+    expect(page.locator('#device-table tr[data-device="MC-1"] .dv-alarm-count')).to_have_text("1")
+    expect(page.locator(".device-marker")).to_have_count(1)
+    expect(page.locator('.device-marker.dev-alarm [data-device="MC-1"]')).to_have_count(1)
+    expect(page.locator("#device-count")).to_have_text("1 台设备")
+    expect(page.locator("#device-more")).to_be_hidden()
+    query = dict(parse_qsl(urlsplit(asked[-1]).query))
+    assert query == {"state": "alarm", "limit": "500"}, asked[-1]           # from page one, filtered by the server
+
+    page.select_option("#device-filters select[name=state]", "normal")
+    expect(rows).to_have_count(1)
+    expect(page.locator('.device-marker.dev-normal [data-device="SL-1"]')).to_have_count(1)
+    expect(page.locator(".device-marker")).to_have_count(1)
+
+    # Offline: 601 (the meters and NM-1), paged on under the filter; NM-1 comes with the second page.
+    page.select_option("#device-filters select[name=state]", "offline")
+    expect(rows).to_have_count(500)
+    page.click("#device-more")
+    expect(rows).to_have_count(601)
+    expect(page.locator('#device-table tr[data-device="NM-1"] .dv-online')).to_have_text("尚未上报")
+    expect(page.locator("#device-count")).to_have_text("601 台设备")
+    expect(page.locator(".device-marker")).to_have_count(601)
+    expect(page.locator(".device-marker:not(.dev-offline)")).to_have_count(0)
+    assert dict(parse_qsl(urlsplit(asked[-1]).query)) == {"state": "offline", "limit": "500", "after": "AA-0500"}
+
+    # Any state again: back to the first page of all of them.
+    page.select_option("#device-filters select[name=state]", "")
+    expect(rows).to_have_count(500)
+    expect(page.locator('#device-table tr[data-device="NM-1"]')).to_have_count(0)
+    assert dict(parse_qsl(urlsplit(asked[-1]).query)) == {"limit": "500"}
 
 
 def test_alarms_are_acknowledged_commented_and_arrive_live(live_server, page, db, app_conn, city_devices):  # noqa: F811

@@ -172,3 +172,89 @@ def test_the_chart_api_checks_the_field_and_the_window(client, login, db):
     assert r.status_code == 422 and "forwards" in r.json()["message"]
     assert client.get("/api/devices/NOPE/telemetry", headers=admin).status_code == 404
     assert client.get(f"/api/devices/{cover}/telemetry", headers=login("inspector", areas=["430223001002"])).status_code == 404
+
+
+def _many_devices(db, prefix: str, count: int, grid: str) -> list[str]:
+    """`count` never-heard-from noise meters in `grid`, ids {prefix}-0001…, inserted in one statement."""
+    return [r["id"] for r in db.execute(
+        "INSERT INTO device (id, type_code, location, grid_code, username)"
+        " SELECT id, 'noise', g.location, %(grid)s, id FROM generate_series(1, %(count)s) i,"
+        " format('%%s-%%s', %(prefix)s::text, lpad(i::text, 4, '0')) id,"
+        " (SELECT ST_PointOnSurface(geom) AS location FROM grid WHERE code = %(grid)s) g RETURNING id",
+        {"prefix": prefix, "count": count, "grid": grid})]
+
+
+def _seen(db, device_id: str, online: bool) -> None:
+    db.execute("INSERT INTO device_state (device_id, online, status_at, seen_at) VALUES (%s, %s, now(), now())",
+               (device_id, online))
+
+
+def _alarm(db, device_id: str, status: str) -> None:
+    db.execute("INSERT INTO device_alarm (device_id, rule_id, rule_name, severity, status, raised_at, last_at, lon,"
+               " lat) VALUES (%s, 'too_loud', '噪声超标', 'major', %s, now(), now(), 113.3405, 27.0005)",
+               (device_id, status))
+
+
+def _ids(client, headers, **params) -> list[str]:
+    r = client.get("/api/devices", headers=headers, params=params)
+    assert r.status_code == 200, r.text
+    return [d["id"] for d in r.json()]
+
+
+def _all_pages(client, headers, size: int, **params) -> list[list[str]]:
+    """Every page of the list, following `after` as the page does, until a short page."""
+    pages = [_ids(client, headers, limit=size, **params)]
+    while len(pages[-1]) == size:
+        pages.append(_ids(client, headers, limit=size, after=pages[-1][-1], **params))
+    return pages
+
+
+@pytest.fixture
+def states_beyond_the_first_page(db, tiny_city) -> None:
+    """40 devices in two communities; the ones with a state other than never-heard-from come late in id order."""
+    _many_devices(db, "A", 30, "430223001001001")
+    _many_devices(db, "B", 10, "430223001002001")
+    for device_id in ("A-0025", "A-0027", "A-0028", "A-0029", "B-0005"):
+        _seen(db, device_id, online=True)
+    _seen(db, "A-0026", online=False)
+    for device_id in ("A-0027", "B-0005"):
+        _alarm(db, device_id, "active_unack")
+    _alarm(db, "A-0029", "cleared")                               # over: A-0029 is normal again
+
+
+def test_the_state_filter_finds_devices_beyond_the_first_page(client, login, states_beyond_the_first_page):
+    operator = login("operator")
+    assert _ids(client, operator, limit=10) == [f"A-{i:04d}" for i in range(1, 11)]
+    assert _ids(client, operator, state="alarm", limit=10) == ["A-0027", "B-0005"]
+    assert _ids(client, operator, state="normal", limit=10) == ["A-0025", "A-0028", "A-0029"]
+    # Offline: said so (A-0026) or never heard from; an alarm outranks it, as on the page.
+    offline = _all_pages(client, operator, 15, state="offline")
+    assert [len(p) for p in offline] == [15, 15, 5]
+    flat = [i for p in offline for i in p]
+    assert flat == sorted(flat) and "A-0026" in flat and not {"A-0025", "A-0027", "B-0005"} & set(flat)
+    # Paged one by one under a filter, nothing is skipped or repeated.
+    assert _all_pages(client, operator, 1, state="alarm") == [["A-0027"], ["B-0005"], []]
+    # The three states split the whole list, and each row answers the state it was found by.
+    everything = _ids(client, operator, limit=100)
+    assert sorted(flat + ["A-0027", "B-0005", "A-0025", "A-0028", "A-0029"]) == everything
+    rows = client.get("/api/devices", headers=operator, params={"state": "alarm"}).json()
+    assert [r["active_alarms"] for r in rows] == [1, 1]
+    # With the other filters.
+    assert _ids(client, operator, state="alarm", area="430223001002") == ["B-0005"]
+    assert _ids(client, operator, state="normal", type="manhole_cover") == []
+
+
+def test_the_state_filter_keeps_to_the_users_area(client, login, states_beyond_the_first_page):
+    inspector = login("inspector", areas=["430223001002"])                 # the B devices only
+    assert _ids(client, inspector, state="alarm") == ["B-0005"]
+    assert _ids(client, inspector, state="normal") == []
+    assert _all_pages(client, inspector, 4, state="offline") == [["B-0001", "B-0002", "B-0003", "B-0004"],
+                                                                 ["B-0006", "B-0007", "B-0008", "B-0009"],
+                                                                 ["B-0010"]]
+    assert _ids(client, inspector, state="alarm", area="430223001001") == []
+
+
+def test_an_unknown_state_is_refused_with_the_allowed_ones(client, login):
+    r = client.get("/api/devices", headers=login("operator"), params={"state": "online"})
+    assert r.status_code == 422
+    assert "state" in r.json()["message"] and "'alarm', 'offline' or 'normal'" in r.json()["message"]

@@ -1,7 +1,7 @@
 """The duty roster (值守) on the tiny city: posts, shifts that refuse overlaps (naming the
 clash), over-long or backwards or naive times and disabled users; bulk shifts all or none;
-who is on duty across a shift change; notifications to a post's holder or, when nobody holds
-it, to the shift leads; hand-overs and their acknowledgement; audit rows for every change."""
+who is on duty across a shift change; a plan's notifications to a post's holder or, when
+nobody holds it, to the shift leads; hand-overs and their acknowledgement; audit rows for every change."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from gis.errors import Conflict, Forbidden, Invalid, NotFound
-from workflows import duty, incidents
+from workflows import duty, incidents, response
 from workflows.duty import NewShift
 from workflows.incidents import NewIncident
 
@@ -114,25 +114,20 @@ def test_on_duty_now_across_the_shift_change(db, people, posts):
         duty.on_duty_now(db, T0.replace(tzinfo=None))
 
 
-def test_notify_post_tells_the_holder_or_the_shift_leads_when_unstaffed(db, people, posts, tiny_city):
+def test_a_plans_notifications_go_to_the_post_holder_or_the_shift_leads_when_unstaffed(db, people, posts, tiny_city):
+    """Activating waterlogging at 09:00: the commander's post (held by the dispatcher) is told
+    by name; the drainage post nobody holds is told through the shift leads, saying so."""
     inc = incidents.create(db, NewIncident("建设路积水", "自然灾害", "水旱灾害", "Ⅳ", 113.3405, 27.0005, radius_m=200),
-                           people["leader"], now=T0)["id"]
-    told = duty.notify_post(db, CHIEF, kind="incident.task", message="请核实积水深度", incident_id=inc, at=T0 + H)
-    assert told["staffed"] and told["user_id"] == people["dispatcher"].id and told["role"] is None
-    row = db.execute("SELECT user_id, role, message, incident_id FROM notification WHERE id = %s",
-                     (told["notification_id"],)).fetchone()
-    assert row == {"user_id": people["dispatcher"].id, "role": None, "message": "请核实积水深度", "incident_id": inc}
-
-    nobody = duty.notify_post(db, DRAIN, kind="incident.task", message="调派泵车", incident_id=inc, at=T0 + H)
-    assert not nobody["staffed"] and nobody["user_id"] is None and nobody["role"] == "shift_lead"
-    row = db.execute("SELECT user_id, role, message FROM notification WHERE id = %s",
-                     (nobody["notification_id"],)).fetchone()
-    assert row["role"] == "shift_lead" and "值守岗位无人值班" in row["message"] and "调派泵车" in row["message"]
-    entries = [e["message"] for e in incidents.events(db, inc) if e["kind"] == "notified"]
-    assert len(entries) == 2 and DRAIN in entries[1] and "无人值班" in entries[1]
-    assert len(audits(db, "duty.notify")) == 2
-    with pytest.raises(NotFound):
-        duty.notify_post(db, "无此岗位", kind="x", message="y")
+                           people["leader"], now=T0 + H)["id"]
+    response.activate(db, inc, people["leader"], now=T0 + H)
+    told = db.execute("SELECT user_id, role, message FROM notification WHERE incident_id = %s ORDER BY id",
+                      (inc,)).fetchall()
+    to_chief = [n for n in told if n["user_id"] == people["dispatcher"].id]
+    assert to_chief and all(n["role"] is None for n in to_chief)
+    verify = next(n for n in told if "现场核实" in n["message"] and "新任务" in n["message"])
+    assert verify["user_id"] is None and verify["role"] == "shift_lead" and "无人值班" in verify["message"]
+    tasks = {t["step_id"]: t for t in response.tasks(db, inc)}
+    assert tasks["verify"]["owner_user_id"] is None and tasks["verify"]["post"] == DRAIN
 
 
 def test_hand_over_by_the_holder_to_the_next_one_who_acknowledges(db, people, posts):

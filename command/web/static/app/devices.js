@@ -1,10 +1,12 @@
 // The device page (/devices, 物联感知设备): the devices this user may see in a table with
-// filters, on our own base map as markers coloured by state (active alarm red, offline grey,
-// normal green), and the one picked in the detail pane (#device/<id>). The live bus keeps
+// filters (applied by the server, GET /api/devices?type=&area=&state=), on our own base map as
+// markers coloured by state (active alarm red, offline grey, normal green) — the same devices
+// as the table — and the one picked in the detail pane (#device/<id>). The live bus keeps
 // alarm counts, the picked device's alarms and its command log current.
 const DEVICE_PAGE = 500;
 
-// A device's look: an active alarm outranks being offline; never heard from counts as offline.
+// A device's look, and the `state` filter's values: an active alarm outranks being offline;
+// never heard from counts as offline (the server's DEVICE_STATES in device_routes.py say the same).
 function deviceState(d) {
   if (d.active_alarms > 0) return "alarm";
   if (d.online === false || !d.seen_at) return "offline";
@@ -20,15 +22,13 @@ function onlineText(d) {
 function deviceHash(id) { return `#device/${encodeURIComponent(id)}`; }
 
 const deviceList = {
-  rows: [], next: null, selected: null, areas: [], map: null, layer: null, markers: new Map(), loads: 0,
+  rows: [], next: null, selected: null, areas: [], map: null, layer: null, markers: new Map(), loads: 0, asked: 0,
 
   async init(areas) {
     this.areas = areas;
     this.fillFilters();
     const form = $("#device-filters");
-    form.type.addEventListener("change", () => this.load());
-    form.area.addEventListener("change", () => this.load());
-    form.state.addEventListener("change", () => this.render());
+    for (const select of [form.type, form.area, form.state]) select.addEventListener("change", () => this.restart());
     $("#device-refresh").addEventListener("click", () => this.load());
     $("#device-more").addEventListener("click", () => this.load(true));
     await this.drawMap();
@@ -57,34 +57,38 @@ const deviceList = {
     drawBaseMap(this.map, b);
   },
 
+  // A filter changed: the list starts again from the server's first page.
+  restart() {
+    this.rows = [];
+    this.next = null;
+    return this.load();
+  },
+
   // Reload what is shown (a refresh keeps the pages already opened, up to the API's limit).
+  // Only the answer to the latest request is shown, whatever order the answers come in.
   async load(append = false) {
     const form = $("#device-filters");
     const params = new URLSearchParams();
-    if (form.type.value) params.set("type", form.type.value);
-    if (form.area.value) params.set("area", form.area.value);
+    for (const name of ["type", "area", "state"]) if (form[name].value) params.set(name, form[name].value);
+    const asked = ++this.asked;
     const size = append ? DEVICE_PAGE : Math.min(5000, Math.max(DEVICE_PAGE, this.rows.length));
     params.set("limit", String(size));
     if (append && this.next) params.set("after", this.next);
     try {
       const { data } = await api.get(`/api/devices?${params}`);
+      if (asked !== this.asked) return;
       this.rows = append ? [...this.rows, ...data] : data;
       this.next = data.length === size ? data[data.length - 1].id : null;
       this.loads++;
     } catch (err) {
-      $("#device-count").textContent = explainError(err);
+      if (asked === this.asked) $("#device-count").textContent = explainError(err);
       return;
     }
     this.render();
   },
 
-  visible() {
-    const want = $("#device-filters").state.value;
-    return want ? this.rows.filter((d) => deviceState(d) === want) : this.rows;
-  },
-
   render() {
-    const rows = this.visible();
+    const rows = this.rows;
     $("#device-table tbody").innerHTML = html`${rows.map((d) => html`<tr data-device="${d.id}"
         class="${d.id === this.selected ? "selected" : ""}" tabindex="0">
       <td class="dv-id"><span class="dv-dot dev-${deviceState(d)}"></span>${d.id}</td>
@@ -134,11 +138,14 @@ const deviceList = {
     if (marker && !this.map.getBounds().contains(marker.getLatLng())) this.map.panTo(marker.getLatLng(), { animate: false });
   },
 
-  // A device's fresh row (after its detail loaded): keeps the table and its marker current.
+  // A device's fresh row (after its detail loaded): keeps the table and its marker current;
+  // one no longer in the chosen state leaves both, as the server would leave it out.
   update(d) {
     const i = this.rows.findIndex((r) => r.id === d.id);
     if (i < 0) return;
-    this.rows[i] = d;
+    const want = $("#device-filters").state.value;
+    if (want && deviceState(d) !== want) this.rows.splice(i, 1);
+    else this.rows[i] = d;
     this.render();
   },
 };
