@@ -26,6 +26,7 @@ from workflows.cases import LOCAL_TZ
 from workflows.incidents import require_commander, timeline
 from workflows.notify import live, notify
 from workflows.plans import WARNING_MAX_EXPIRES_MIN, Plan
+from workflows.text_checks import check_text, check_texts
 
 # The command centre's CAP <sender>: one stable address, named here and nowhere else.
 SENDER = "yjzh@citygrid.local"
@@ -63,6 +64,9 @@ def _check_request(msg_type: str, references_id: int | None, values: dict | None
         raise Invalid("a Cancel needs a note saying why the warning is lifted, e.g. 积水已退，交通恢复")
     if note is not None and len(note) > 1000:
         raise Invalid("the note is at most 1000 characters")
+    check_text("the note", note)
+    check_text("area_description", area_description)
+    check_texts("values", values)
     if area_description is not None and not 1 <= len(area_description.strip()) <= 200:
         raise Invalid("area_description is 1 to 200 characters, e.g. 联星街道建设路一带")
     if expires_in_min is not None and (isinstance(expires_in_min, bool) or not isinstance(expires_in_min, int)
@@ -238,6 +242,7 @@ def draft(conn: psycopg.Connection, incident_id: int, actor: Any, *, msg_type: s
         else:
             plan = plan_for(conn, inc)
             filled = _template_values(inc["details"], values)
+            check_texts("the warning's values (the incident's details with yours on top)", filled)
             _require_filled(plan, filled)
             place = _place(conn, incident_id)
             warning = cap.warning_from_plan(plan, level=inc["level"], category=inc["category"],
@@ -339,6 +344,7 @@ def reject(conn: psycopg.Connection, alert_id: int, actor: Any, *, reason: str,
     reason = (reason or "").strip()
     if not 2 <= len(reason) <= 1000:
         raise Invalid("a rejection needs a reason the drafter can act on (2 to 1000 characters)")
+    check_text("the reason", reason)
     now = now or utc_now()
     name, actor_id = who(actor)
     with conn.transaction():

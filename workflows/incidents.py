@@ -21,6 +21,7 @@ from gis.errors import Conflict, Forbidden, Invalid, NotFound
 from workflows.cases import LOCAL_TZ
 from workflows.notify import live
 from workflows.plans import LEVELS, emergency_catalog
+from workflows.text_checks import check_text, check_texts
 
 STATUSES = ("reported", "verified", "responding", "contained", "closed")
 STATUS_NAMES = {"reported": "已报告", "verified": "已核实", "responding": "响应中", "contained": "已控制", "closed": "已关闭"}
@@ -77,6 +78,9 @@ def check_classification(category: str, subtype: str, level: str) -> None:
 
 def _check(n: NewIncident) -> None:
     check_classification(n.category, n.subtype, n.level)
+    check_text("the title", n.title)
+    check_text("the description", n.description)
+    check_texts("details", n.details)
     if not 1 <= len(n.title.strip()) <= 200:
         raise Invalid("the title is 1 to 200 characters")
     if len(n.description) > 4000:
@@ -111,6 +115,7 @@ def create(conn: psycopg.Connection, n: NewIncident, actor: Any, now: dt.datetim
         if grid is None:
             raise Invalid(f"({n.lon:.6f}, {n.lat:.6f}) lies outside the jurisdiction's unit grids;"
                           " an incident elsewhere is for the neighbouring jurisdiction")
+        _check_in_area(actor, grid["code"])
         if n.area_wkt:
             try:
                 ok = conn.execute("SELECT ST_IsValid(ST_GeomFromText(%s, 4326)) AND"
@@ -148,6 +153,15 @@ def create(conn: psycopg.Connection, n: NewIncident, actor: Any, now: dt.datetim
                                                   "subtype": n.subtype, "level": n.level, "drill": n.drill})
         live(conn, "incident", incident_id)
     return {"id": incident_id, "incident_no": row["incident_no"], "grid_code": grid["code"]}
+
+
+def _check_in_area(actor: Any, grid_code: str) -> None:
+    """A user limited to an area reports only inside it (elsewhere they could not even read
+    the incident back: see visibility)."""
+    scope = getattr(actor, "scope", None)
+    if scope is not None and not any(grid_code.startswith(prefix) for prefix in scope):
+        raise Forbidden(f"the place lies in grid {grid_code}, outside your area ({', '.join(scope) or 'none'});"
+                        " ask the command centre or a colleague of that area to report it")
 
 
 _LINK_TABLES = {"case": "case_file", "device_alarm": "device_alarm", "camera_event": "camera_event",

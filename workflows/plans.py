@@ -178,8 +178,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         raise PlanRefused(source, ["line 1: a plan is a mapping with id, version, name, scope, organisation,"
                                    " levels and warning"])
     known = {"id", "version", "name", "scope", "organisation", "levels", "warning"}
-    for key in sorted(set(data) - known):
-        check.bad((key,), f"unknown field (a plan has {', '.join(sorted(known))})")
+    for key in sorted(set(data) - known, key=str):
+        check.bad((str(key),), f"unknown field (a plan has {', '.join(sorted(known))})")
     plan_id = check.text(data, (), "id")
     name = check.text(data, (), "name")
     version = data.get("version")
@@ -276,8 +276,8 @@ def _step(check: _Check, raw: Any, path: tuple, level: str, organisation: dict, 
         check.bad(path, "a step is {id, title, role, deadline_min, …}")
         return None
     known = {"id", "title", "role", "deadline_min", "mandatory", "depends_on", "resources", "notify", "checklist"}
-    for key in sorted(set(raw) - known):
-        check.bad(path + (key,), f"unknown field (a step has {', '.join(sorted(known))})")
+    for key in sorted(set(raw) - known, key=str):
+        check.bad(path + (str(key),), f"unknown field (a step has {', '.join(sorted(known))})")
     step_id, title, role = check.text(raw, path, "id"), check.text(raw, path, "title"), check.text(raw, path, "role")
     if role and role not in organisation:
         check.bad(path + ("role",), f"unknown role {role!r}; the organisation has {', '.join(organisation) or 'none'}")
@@ -358,13 +358,18 @@ def _warning(check: _Check, warning: Any) -> dict:
                                                f" {WARNING_MAX_EXPIRES_MIN} (7 days), got {expires!r}")
     out["expires_min"] = expires
     for key in sorted(set(warning) - {"event", "headline", "description", "instruction", "urgency", "certainty",
-                                      "expires_min"}):
-        check.bad(("warning", key), "unknown field")
+                                      "expires_min"}, key=str):
+        check.bad(("warning", str(key)), "unknown field")
     return out
 
 
 def load_plan_file(path: Path) -> Plan:
-    return parse_plan(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PlanRefused(str(path), [f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start});"
+                                      " save the plan as UTF-8"]) from None
+    return parse_plan(text, str(path))
 
 
 def shipped_plans() -> list[Plan]:

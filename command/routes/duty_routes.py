@@ -109,6 +109,11 @@ def add_post(body: PostIn, user: Manager, conn=Depends(db)):
     return duty.add_post(conn, body.name, body.dept, body.phone, actor=user)
 
 
+def _post_ref(post: str) -> int | str:
+    """A post named by its id (ASCII digits: "²" or "٣" are names, not numbers) or its name."""
+    return int(post) if post.isascii() and post.isdigit() else post
+
+
 # ---------------------------------------------------------------------------- roster
 @router.get("/api/duty/roster")
 def get_roster(user: Reader, conn=Depends(db), since: TimeQuery = None, until: TimeQuery = None,
@@ -116,8 +121,7 @@ def get_roster(user: Reader, conn=Depends(db), since: TimeQuery = None, until: T
     """The shifts touching [since, until) (default: this week in city time), by post then start."""
     _check_zone(since=since, until=until)
     week = _this_week()
-    ref = int(post) if post and post.isdigit() else post
-    return duty.roster(conn, since or week[0], until or week[1], ref)
+    return duty.roster(conn, since or week[0], until or week[1], None if post is None else _post_ref(post))
 
 
 @router.post("/api/duty/shifts", status_code=201)
@@ -167,7 +171,7 @@ def list_handovers(user: Reader, conn=Depends(db),
                    post: str = Query(min_length=1, max_length=100, description="a post's name or id"),
                    limit: int = Query(default=20, ge=1, le=200)):
     """The post's recent hand-overs, newest first (for its roster and the command centre)."""
-    ref = int(post) if post.isdigit() else post
+    ref = _post_ref(post)
     duty.can_read_handovers(conn, ref, user)
     return duty.handovers(conn, ref, limit)
 

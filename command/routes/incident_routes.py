@@ -15,16 +15,20 @@ import shapely.geometry
 import shapely.validation
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from command.auth import User, require
 from command.deps import db
+from command.routes.device_routes import device_filter
 from command.routes.web import templates
-from gis.errors import Invalid
-from workflows import dispatch, incidents, response
-from workflows.incidents import NewIncident
+from command.unit_access import unit_filter
+from gis.errors import Forbidden, Invalid, NotFound
+from gis.geojson import area_condition
+from workflows import cases, dispatch, incidents, response
+from workflows.incidents import LINK_KINDS, NewIncident
 from workflows.plans import LEVELS, emergency_catalog, resource_types
-from workflows.resources import STATUSES as RESOURCE_STATUSES, NewResource, add_resource, nearest_available
+from workflows.resources import (STATUSES as RESOURCE_STATUSES, NewResource, add_resource, nearest_available,
+                                 update_resource)
 
 router = APIRouter(tags=["incidents"])
 Reader = Annotated[User, Depends(require("incident.read"))]
@@ -36,6 +40,12 @@ ResourceReader = Annotated[User, Depends(require("resource.read"))]
 ResourceManager = Annotated[User, Depends(require("resource.manage"))]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Level = Literal["Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ"]
+
+
+class LinkIn(BaseModel):
+    """A case, alarm or camera event: what an incident is promoted from or linked to."""
+    kind: Literal["case", "device_alarm", "camera_event", "unit_alarm"]
+    id: StrictInt = Field(ge=1, le=2**62)
 
 
 class IncidentIn(BaseModel):
@@ -50,8 +60,11 @@ class IncidentIn(BaseModel):
     description: str = Field(default="", max_length=4000)
     drill: bool = Field(default=False, description="演练: marked everywhere, out of the statistics")
     details: dict[str, Any] = Field(default_factory=dict, description="figures for the warning, e.g. {depth: 35}")
-    promote_from: dict | None = Field(default=None, description="{kind: case|device_alarm|camera_event|unit_alarm, id}")
+    promote_from: LinkIn | None = Field(default=None,
+                                        description="{kind: case|device_alarm|camera_event|unit_alarm, id}")
     activate: bool = Field(default=True, description="activate the matching plan at once (自动启动)")
+    plan_id: str | None = Field(default=None, max_length=100,
+                                description="the plan to activate (a commander's choice when several cover it)")
 
 
 class VersionedNote(BaseModel):
@@ -72,11 +85,6 @@ class LevelIn(BaseModel):
 class ActivateIn(BaseModel):
     plan_id: str | None = Field(default=None, description="which plan; defaults to the one covering the incident")
     version: int | None = None
-
-
-class LinkIn(BaseModel):
-    kind: Literal["case", "device_alarm", "camera_event", "unit_alarm"]
-    id: int = Field(ge=1, le=2**62)
 
 
 class TaskActionIn(VersionedNote):
@@ -105,10 +113,73 @@ class ResourceIn(BaseModel):
     quantity: int = Field(default=1, ge=0)
     contact: str | None = Field(default=None, max_length=200)
     dept: str | None = None
+    unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="the tracked unit it travels with")
+
+
+class ResourcePatch(BaseModel):
+    status: str | None = Field(default=None, max_length=20,
+                               description="available or out_of_service ('assigned' comes with dispatch orders only)")
+    quantity: StrictInt | None = Field(default=None, ge=0, le=1_000_000, description="the stock after restocking")
+    contact: str | None = Field(default=None, max_length=200)
+    unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="bind to a tracked unit")
 
 
 def _visible(conn, incident_id: int, user: User) -> dict:
     return incidents.get(conn, incident_id, user)
+
+
+# Where each kind of source lives, the source aliased `s` (the rules below name their own aliases).
+_SOURCE_FROM = {"case": "case_file s", "device_alarm": "device_alarm s JOIN device d ON d.id = s.device_id",
+                "camera_event": "camera_event s JOIN camera cam ON cam.id = s.camera_id"}
+
+
+def _source_rule(user: User, kind: str) -> tuple[str, dict]:
+    """The visibility rule of the source's own pages: cases by area or department, device alarms
+    by their device's, camera events (seen by every role) by their grid against the user's area."""
+    if kind == "case":
+        return cases.visibility(user, "s")
+    if kind == "device_alarm":
+        return device_filter(user, "d")
+    return area_condition("coalesce(s.grid_code, cam.grid_code)", user.scope)
+
+
+def _visible_source(conn, user: User, kind: str, ref: int) -> None:
+    """404 unless the case, alarm or camera event exists and this user may see it."""
+    if kind == "unit_alarm":
+        where, args = unit_filter(user)
+        row = conn.execute(f"SELECT 1 FROM unit_alarm s JOIN unit u ON u.id = s.unit_id WHERE s.id = %s AND {where}",
+                           (ref, *args)).fetchone()
+    else:
+        where, params = _source_rule(user, kind)
+        row = conn.execute(f"SELECT 1 FROM {_SOURCE_FROM[kind]} WHERE s.id = %(ref)s AND {where}",
+                           {"ref": ref, **params}).fetchone()
+    if row is None:
+        raise NotFound(f"{LINK_KINDS[kind]} {ref} does not exist or is not yours to see")
+
+
+def _check_chosen_plan(body: IncidentIn, user: User) -> None:
+    """A plan named on report must be one a commander may start and that covers the incident."""
+    if body.plan_id is None:
+        return
+    if not body.activate:
+        raise Invalid("plan_id names the plan to activate; leave it out when activate is false")
+    if not user.can("incident.command"):
+        raise Forbidden("only a commander (指挥长) or leader (领导) chooses the plan; leave plan_id out and the one"
+                        " plan covering the incident starts by itself")
+    incidents.check_classification(body.category, body.subtype, body.level)
+    covering = response.matching_plans(body.category, body.subtype)
+    if body.plan_id not in {p.id for p in covering}:
+        which = ", ".join(f"{p.id} ({p.name})" for p in covering) or "none; leave plan_id out and respond by hand"
+        raise Invalid(f"plan {body.plan_id!r} does not cover {body.category}/{body.subtype};"
+                      f" the plans that do: {which}")
+
+
+def _activate_on_report(conn, incident_id: int, body: IncidentIn, user: User) -> dict | None:
+    if not body.activate:
+        return None
+    if body.plan_id is None:
+        return response.auto_activate(conn, incident_id)
+    return response.activate(conn, incident_id, user, plan_id=body.plan_id)
 
 
 def _area_wkt(area: dict | None) -> str | None:
@@ -199,12 +270,12 @@ def list_incidents(user: Reader, conn=Depends(db), status: str | None = Query(de
 @router.post("/api/incidents", status_code=201)
 def create_incident(body: IncidentIn, user: Reporter, conn=Depends(db)):
     """Report an incident by hand or promote a case, alarm or camera event to one (linked both
-    ways). With `activate` (the default) the one plan covering it starts at once."""
+    ways). With `activate` (the default) the one plan covering it starts at once, or the plan
+    a commander names in `plan_id`. A user limited to an area reports and promotes inside it."""
     links, lon, lat, title = [], body.lon, body.lat, body.title
     if body.promote_from is not None:
-        kind, ref = body.promote_from.get("kind"), body.promote_from.get("id")
-        if not isinstance(ref, int):
-            raise Invalid("promote_from is {kind, id} with a whole-number id")
+        kind, ref = body.promote_from.kind, body.promote_from.id
+        _visible_source(conn, user, kind, ref)
         source = incidents.promotion_source(conn, kind, ref)
         lon = source["lon"] if lon is None else lon
         lat = source["lat"] if lat is None else lat
@@ -214,12 +285,13 @@ def create_incident(body: IncidentIn, user: Reporter, conn=Depends(db)):
         raise Invalid("give the place (lon, lat), or promote_from a case, alarm or camera event")
     if not title:
         raise Invalid("give the incident a title")
+    _check_chosen_plan(body, user)
     new = NewIncident(title=title, category=body.category, subtype=body.subtype, level=body.level, lon=lon, lat=lat,
                       radius_m=body.radius_m, area_wkt=_area_wkt(body.area), description=body.description,
                       drill=body.drill, details=body.details, links=links)
     with conn.transaction():
         made = incidents.create(conn, new, user)
-        made["activation"] = response.auto_activate(conn, made["id"]) if body.activate else None
+        made["activation"] = _activate_on_report(conn, made["id"], body, user)
     return made
 
 
@@ -285,6 +357,7 @@ def activate_plan(incident_id: Id, body: ActivateIn, user: Commander, conn=Depen
 @router.post("/api/incidents/{incident_id}/links", status_code=201)
 def link(incident_id: Id, body: LinkIn, user: Reporter, conn=Depends(db)):
     _visible(conn, incident_id, user)
+    _visible_source(conn, user, body.kind, body.id)
     incidents.link(conn, incident_id, body.kind, body.id, user)
     return {"incident_id": incident_id, "kind": body.kind, "id": body.id}
 
@@ -364,8 +437,17 @@ def resources_nearest(user: ResourceReader, conn=Depends(db), type: str = Query(
 @router.post("/api/resources", status_code=201)
 def create_resource(body: ResourceIn, user: ResourceManager, conn=Depends(db)):
     return add_resource(conn, NewResource(body.name, body.type_code, body.lon, body.lat, status=body.status,
-                                          quantity=body.quantity, contact=body.contact, dept=body.dept),
+                                          quantity=body.quantity, contact=body.contact, dept=body.dept,
+                                          unit_id=body.unit_id),
                         actor=user.username, actor_id=user.id)
+
+
+@router.patch("/api/resources/{resource_id}")
+def change_resource(resource_id: Id, body: ResourcePatch, user: ResourceManager, conn=Depends(db)):
+    """Put a resource out of service or back, restock it, change its contact or bind it to a
+    tracked unit; only the fields sent change (contact or unit_id null clears them)."""
+    return update_resource(conn, resource_id, body.model_dump(exclude_unset=True), actor=user.username,
+                           actor_id=user.id)
 
 
 # ---------------------------------------------------------------- page

@@ -125,3 +125,26 @@ def test_the_page_is_served_without_login(client):
     r = client.get("/duty")
     assert r.status_code == 200 and "/static/app/duty.js" in r.text
     assert "http://" not in r.text and "https://" not in r.text
+
+
+def test_a_post_named_with_non_ascii_digits_is_a_name_not_an_id(client, login, db):
+    lead = login("shift_lead")
+    made = {}
+    for name in ("²", "٣"):                       # a superscript two, an Arabic-Indic three: str.isdigit() says yes
+        r = client.post("/api/duty/posts", headers=lead, json={"name": name})
+        assert r.status_code == 201, r.text
+        made[name] = r.json()["id"]
+        r = client.post("/api/duty/shifts", headers=lead, json={
+            "post": name, "username": "shift_lead0", "starts_at": iso(NOW - dt.timedelta(hours=1)),
+            "ends_at": iso(NOW + dt.timedelta(hours=1))})
+        assert r.status_code == 201, r.text
+    for name, post_id in made.items():
+        r = client.get("/api/duty/roster", headers=lead, params={"post": name})
+        assert r.status_code == 200 and [s["post_id"] for s in r.json()] == [post_id], r.text
+        r = client.get("/api/duty/handovers", headers=lead, params={"post": name})
+        assert r.status_code == 200 and r.json() == [], r.text
+    # An ASCII number is still the post's id; a name nobody has is a 404 that says where the posts are.
+    r = client.get("/api/duty/roster", headers=lead, params={"post": str(made["²"])})
+    assert r.status_code == 200 and [s["post_id"] for s in r.json()] == [made["²"]]
+    r = client.get("/api/duty/handovers", headers=lead, params={"post": "¹²"})
+    assert r.status_code == 404 and "/api/duty/posts" in r.json()["message"]

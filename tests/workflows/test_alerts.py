@@ -266,3 +266,52 @@ def test_an_alert_stays_in_force_as_long_as_its_plan_says(db, crew, schema):
     issued = alerts.approve(db, d["id"], crew["cmdr"], now=T0 + dt.timedelta(minutes=3))
     assert issued["expires_at"] == T0 + dt.timedelta(minutes=3 + 120)
     assert text(valid(schema, alerts.issued_xml(db, d["id"])), "cap:info/cap:event") == "燃气泄漏"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"values": {"depth": "35\x01"}}, "values.depth"),
+    ({"values": {"de\x02pth": "35"}}, "values key"),
+    ({"values": {"depth": "35\uffff"}}, "values.depth"),
+    ({"note": "请核\x0b"}, "the note"),
+    ({"area_description": "建设路\x1f一带"}, "area_description"),
+])
+def test_a_control_character_in_an_alert_is_refused_and_the_cap_and_feed_stay_parseable(db, crew, kwargs, field):
+    inc = flood(db, crew["cmdr"])
+    before = counts(db)
+    with pytest.raises(Invalid, match=f"{field}.*control character U\\+") as refused:
+        alerts.draft(db, inc, crew["op"], **kwargs)
+    assert "remove it" in str(refused.value)
+    assert counts(db) == before
+    # Tab, newline and carriage return are text XML carries: drafted, issued and parsed.
+    ok = alerts.draft(db, inc, crew["op"], values={"depth": "35"}, note="第一行\n第二行\t完", area_description="建设路\r一带")
+    issued = alerts.approve(db, ok["id"], crew["cmdr"])
+    assert etree.fromstring(alerts.issued_xml(db, issued["id"]).encode()).findtext(f"{{{NS}}}identifier")
+    assert len(etree.fromstring(alerts.atom(db, "http://cmd.example/")).findall(f"{ATOM}entry")) == 1
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"title": "建设路\x01积水"}, "the title"),
+    ({"description": "积水\x00"}, "the description"),
+    ({"details": {"depth": "3\x085"}}, "details.depth"),
+    ({"details": {"de\x7fpth": "35", "pl\x1bace": "建设路"}}, "details key 'pl\\\\x1bace'"),
+    ({"details": {"nested": ["ok", {"deep": "\ufffe"}]}}, "details.nested\\[1\\].deep"),
+])
+def test_a_control_character_in_an_incident_is_refused_naming_the_field(db, crew, change, field):
+    fields = {"title": "建设路积水", "category": "自然灾害", "subtype": "水旱灾害", "level": "Ⅳ", "lon": AT[0],
+              "lat": AT[1], "radius_m": 300, **change}
+    with pytest.raises(Invalid, match=f"{field} contains the control character"):
+        incidents.create(db, NewIncident(**fields), crew["cmdr"])
+    assert db.execute("SELECT count(*) AS n FROM incident").fetchone()["n"] == 0
+
+
+def test_a_control_character_already_in_an_incidents_details_is_not_published(db, crew):
+    """Details stored before the check (or by hand) are refused when a warning is drafted from
+    them; the drafter can give the value instead."""
+    inc = flood(db, crew["cmdr"])
+    db.execute("UPDATE incident SET details = jsonb_build_object('depth', '35' || chr(1)) WHERE id = %s", (inc,))
+    db.commit()
+    before = counts(db)
+    with pytest.raises(Invalid, match="depth contains the control character U\\+0001"):
+        alerts.draft(db, inc, crew["op"])
+    assert counts(db) == before
+    assert "40厘米" in alerts.draft(db, inc, crew["op"], values={"depth": "40"})["preview"]["description"]

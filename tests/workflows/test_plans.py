@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.plans import LEVELS, PLANS_DIR, PlanRefused, parse_plan, shipped_plans
+from workflows.plans import LEVELS, PLANS_DIR, PlanRefused, load_plan_file, parse_plan, shipped_plans
 
 GOOD = (PLANS_DIR / "waterlogging.yaml").read_text(encoding="utf-8")
 
@@ -30,9 +30,9 @@ def _refused(text: str) -> list[str]:
 
 
 def test_a_circle_of_dependencies_is_refused_naming_it():
-    text = GOOD.replace("depends_on: [verify]\n        resources: [{type: pump_truck",
-                        "depends_on: [verify]\n        resources: [{type: pump_truck", 1)
-    text = text.replace("        title: 现场核实积水点位、深度和范围并回传照片\n",
+    # pumps already waits for verify; making verify wait for pumps closes the circle.
+    assert "depends_on: [verify]\n        resources: [{type: pump_truck" in GOOD
+    text = GOOD.replace("        title: 现场核实积水点位、深度和范围并回传照片\n",
                         "        title: 现场核实积水点位、深度和范围并回传照片\n        depends_on: [pumps]\n", 1)
     problems = _refused(text)
     [circle] = [p for p in problems if "circle" in p]
@@ -98,3 +98,32 @@ def test_citygrid_plans_validate_exits_non_zero_with_the_errors(tmp_path):
     assert bad.exit_code == 1
     assert "3 problem(s)" in bad.output and "unknown role 'army'" in bad.output and "must be after activation" in bad.output
     assert "missing.yaml: cannot read it" in bad.output
+
+
+@pytest.mark.parametrize("old, new, where", [
+    ("version: 1\n", "version: 1\n1: one\nextra: two\n", ["line 4, 1:", "line 5, extra:"]),
+    ("        title: 现场核实积水点位、深度和范围并回传照片\n",
+     "        title: 现场核实积水点位、深度和范围并回传照片\n        2: x\n        zz: y\n", ["steps.0.2:", "steps.0.zz:"]),
+    ("  urgency: Immediate\n", "  urgency: Immediate\n  3: x\n  yy: y\n", ["warning.3:", "warning.yy:"]),
+])
+def test_unknown_keys_mixing_numbers_and_text_are_each_named(old, new, where):
+    assert old in GOOD
+    problems = [p for p in _refused(GOOD.replace(old, new, 1)) if "unknown field" in p]
+    assert len(problems) == 2 and all(w in p for w, p in zip(where, problems)), problems
+
+
+def test_a_plan_file_that_is_not_utf8_is_refused_by_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from command.cli import app
+    from tests.conftest import TEST_SECRET
+
+    gbk = tmp_path / "gbk.yaml"
+    gbk.write_bytes(GOOD.encode("gbk"))                     # a plan saved by an editor set to GBK
+    with pytest.raises(PlanRefused, match="not UTF-8 text"):
+        load_plan_file(gbk)
+    env = {"CITYGRID_SECRET_KEY": TEST_SECRET, "CITYGRID_DEMO": "0"}
+    bad = CliRunner().invoke(app, ["plans", "validate", str(gbk), str(PLANS_DIR / "waterlogging.yaml")], env=env)
+    assert bad.exit_code == 1, bad.output
+    assert f"{gbk}: 1 problem(s)" in bad.output and "not UTF-8 text" in bad.output and "save the plan as UTF-8" in bad.output
+    assert "waterlogging.yaml: ok" in bad.output                 # the other files are still checked

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gis.errors import Invalid
-from workflows.resources import NewResource, add_resource, nearest_available
+from workflows.resources import NewResource, add_resource, nearest_available, update_resource
 
 AT = (113.3405, 27.0005)
 
@@ -33,3 +33,33 @@ def test_unknown_types_and_statuses_are_refused(db, tiny_city):
         add_resource(db, NewResource("泵车", "pump_truck", *AT, status="resting"), actor="test")
     with pytest.raises(Invalid, match="not one of"):
         nearest_available(db, "hovercraft", *AT)
+
+
+def test_an_empty_store_is_not_suggested(db, tiny_city):
+    empty = add_resource(db, NewResource("沙袋库（空）", "sandbags", 113.3406, 27.0005, quantity=0), actor="test")["id"]
+    full = add_resource(db, NewResource("沙袋库", "sandbags", 113.3440, 27.0005, quantity=500), actor="test")["id"]
+    assert [r["id"] for r in nearest_available(db, "sandbags", *AT)] == [full]
+    update_resource(db, empty, {"quantity": 300}, actor="test")                  # restocked: offered again, first
+    assert [r["id"] for r in nearest_available(db, "sandbags", *AT)] == [empty, full]
+
+
+def test_a_resource_is_bound_to_a_unit_that_exists_and_its_changes_are_audited(db, tiny_city):
+    unit = db.execute("INSERT INTO unit (name, kind) VALUES ('排水一队', 'team') RETURNING id").fetchone()["id"]
+    db.commit()
+    with pytest.raises(Invalid, match="unit 999999 does not exist"):
+        add_resource(db, NewResource("泵车", "pump_truck", *AT, unit_id=999999), actor="test")
+    made = add_resource(db, NewResource("泵车", "pump_truck", *AT, unit_id=unit), actor="test")["id"]
+    assert db.execute("SELECT unit_id FROM resource WHERE id = %s", (made,)).fetchone()["unit_id"] == unit
+    got = update_resource(db, made, {"status": "out_of_service", "contact": "张三 13800000000", "unit_id": None},
+                          actor="test")
+    assert (got["status"], got["contact"], got["unit_id"]) == ("out_of_service", "张三 13800000000", None)
+    rows = db.execute("SELECT action, detail FROM audit_log WHERE entity = 'resource' AND entity_id = %s"
+                      " AND action <> 'resource.add' ORDER BY id", (str(made),)).fetchall()
+    assert [(r["action"], r["detail"]["from"], r["detail"]["to"]) for r in rows] == [
+        ("resource.status", "available", "out_of_service"), ("resource.contact", None, "张三 13800000000"),
+        ("resource.unit_id", unit, None)]
+    for changes, words in (({"status": "assigned"}, "comes with a dispatch order"), ({"quantity": -1}, "whole number"),
+                           ({"quantity": True}, "whole number"), ({"name": "x"}, "only status"), ({}, "nothing to change")):
+        with pytest.raises(Invalid, match=words):
+            update_resource(db, made, changes, actor="test")
+    assert db.execute("SELECT count(*) AS n FROM audit_log WHERE entity = 'resource'").fetchone()["n"] == len(rows) + 1
