@@ -102,9 +102,9 @@ def naive_activate(conn, incident_id: int, plan) -> None:
             holder = conn.execute("SELECT s.user_id, p.id FROM duty_post p JOIN duty_shift s ON s.post_id = p.id"
                                   " WHERE p.name = %s AND now() BETWEEN s.starts_at AND s.ends_at",
                                   (plan.organisation[s.role]["post"],)).fetchone()
-            conn.execute("INSERT INTO incident_task (incident_id, activation_id, step_id, level, title, role, post_id,"
-                         " owner_user_id, mandatory, depends_on, resources, checklist, status, due_at)"
-                         " VALUES (%s, %s, %s, 'Ⅳ', %s, %s, %s, %s, true, %s, '[]', '[]', 'open', %s)",
+            conn.execute("INSERT INTO incident_task (incident_id, activation_id, plan_id, step_id, level, title, role,"
+                         " post_id, owner_user_id, mandatory, depends_on, resources, checklist, status, due_at)"
+                         " VALUES (%s, %s, 'naive', %s, 'Ⅳ', %s, %s, %s, %s, true, %s, '[]', '[]', 'open', %s)",
                          (incident_id, act, s.id, s.title, s.role, holder["id"], holder["user_id"], list(s.depends_on),
                           now + dt.timedelta(minutes=s.deadline_min)))
             for r in (s.role, *s.notify):

@@ -19,6 +19,8 @@ STATUS = {
     errors.Forbidden: 403,
     errors.Unauthenticated: 401,
 }
+# What PostgreSQL raises when it rolls back one of two colliding transactions.
+COLLISIONS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 def _answer(status: int, kind: str, message: str, **extra) -> JSONResponse:
@@ -52,6 +54,18 @@ def install(app: FastAPI) -> None:
         # e.g. a NUL byte or a number out of range in a value passed on to the database
         return _answer(422, "Invalid", f"a value in the request cannot be stored or compared: "
                                        f"{exc.diag.message_primary or exc}")
+
+    async def collided(request: Request, exc: psycopg.OperationalError):
+        # deadlock_detected / serialization_failure (the rollbacks of SQLSTATE class 40): two
+        # changes to the same rows at once, and PostgreSQL undid this one whole. Nothing was
+        # written and the database is fine; a retry after a reload works. (Subclasses of
+        # OperationalError: these more specific handlers answer before `database_down`.)
+        log.warning("transaction rolled back by a concurrent change: %s", exc)
+        return _answer(409, "Conflict", "another change to the same thing happened at the same moment;"
+                                        " reload and try again")
+
+    for rolled_back in COLLISIONS:
+        app.add_exception_handler(rolled_back, collided)
 
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(request: Request, exc: psycopg.OperationalError):

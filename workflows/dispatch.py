@@ -21,6 +21,7 @@ from workflows.incidents import timeline
 from workflows.notify import live, notify
 from workflows.plans import resource_types
 from workflows.resources import nearest_available
+from workflows.response import each_incident_locked, lock_incident_of
 
 ACK_MINUTES = 10                 # an order not acknowledged within this is escalated
 STATUS_NAMES = {"sent": "已下达", "acknowledged": "已确认", "arrived": "已到场", "released": "已归队", "refused": "已拒绝"}
@@ -72,7 +73,8 @@ def dispatch(conn: psycopg.Connection, incident_id: int, resource_id: int, actor
         inc = incidents.locked(conn, incident_id)
         if inc["status"] == "closed":
             raise Conflict(f"incident {inc['incident_no']} is closed")
-        res = conn.execute("SELECT * FROM resource WHERE id = %s FOR UPDATE", (resource_id,)).fetchone()
+        res = conn.execute("SELECT r.*, d.name AS dept_name FROM resource r LEFT JOIN department d ON d.id = r.dept_id"
+                           " WHERE r.id = %s FOR UPDATE OF r", (resource_id,)).fetchone()
         if res is None:
             raise NotFound(f"resource {resource_id} does not exist")
         if task_id is not None and conn.execute("SELECT 1 FROM incident_task WHERE id = %s AND incident_id = %s",
@@ -111,8 +113,10 @@ def dispatch(conn: psycopg.Connection, incident_id: int, resource_id: int, actor
         if res["dept_id"]:
             notify(conn, kind="incident.dispatch", dept_id=res["dept_id"], incident_id=incident_id,
                    message=f"{drill}调度指令：{what} 前往 {inc['incident_no']} {inc['title']}，请确认")
-        timeline(conn, incident_id, actor, "dispatch", f"调派 {what}" + (f"：{note}" if note else ""),
-                 {"order": order["id"], "resource": resource_id, "quantity": quantity, "task": task_id}, at=now)
+        timeline(conn, incident_id, actor, "dispatch", f"调派 {what}" + (f"：{note}" if note else "")
+                 + (f"；已通知 {res['dept_name']}" if res["dept_id"] else ""),
+                 {"order": order["id"], "resource": resource_id, "quantity": quantity, "task": task_id,
+                  "notified_dept": res["dept_name"]}, at=now)
         audit(conn, actor=name, actor_id=actor_id, action="dispatch.order", entity="dispatch_order",
               entity_id=str(order["id"]), detail={"incident": incident_id, "resource": resource_id,
                                                   "quantity": quantity, "stock_drawn": consumed})
@@ -138,12 +142,11 @@ def update_order(conn: psycopg.Connection, order_id: int, action: str, actor: An
     now = now or utc_now()
     name, actor_id = who(actor)
     with conn.transaction():
+        lock_incident_of(conn, "dispatch_order", order_id)          # the incident first, then order and resource
         order = conn.execute(
             "SELECT d.*, r.name, r.type_code, r.dept_id, r.unit_id, u.user_id AS unit_user_id FROM dispatch_order d"
             " JOIN resource r ON r.id = d.resource_id LEFT JOIN unit u ON u.id = r.unit_id"
             " WHERE d.id = %s FOR UPDATE OF d, r", (order_id,)).fetchone()
-        if order is None:
-            raise NotFound(f"dispatch order {order_id} does not exist")
         role = getattr(actor, "role", None)
         if not (role in DISPATCH_ROLES or (order["dept_id"] and getattr(actor, "dept_id", None) == order["dept_id"])
                 or (order["unit_user_id"] and order["unit_user_id"] == actor_id)):
@@ -201,22 +204,29 @@ def release_all(conn: psycopg.Connection, incident_id: int, actor: Any, now: dt.
 
 
 def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Escalate orders nobody acknowledged in time, to the commanders, once each."""
+    """Escalate orders nobody acknowledged in time, to the commanders, once each; incident by
+    incident, the incident locked before its orders (each_incident_locked)."""
     now = now or utc_now()
-    with conn.transaction():
-        due = conn.execute(
-            "SELECT d.id, d.incident_id, r.name, i.incident_no, i.drill FROM dispatch_order d"
-            " JOIN resource r ON r.id = d.resource_id JOIN incident i ON i.id = d.incident_id"
-            " WHERE d.status = 'sent' AND d.escalated_at IS NULL AND d.ack_due_at <= %s ORDER BY d.ack_due_at"
-            " LIMIT %s FOR UPDATE OF d SKIP LOCKED", (now, batch)).fetchall()
-        if not due:
-            return 0
-        conn.execute("UPDATE dispatch_order SET escalated_at = %s WHERE id = ANY(%s)", (now, [d["id"] for d in due]))
-        for d in due:
-            message = f"{'【演练】' if d['drill'] else ''}{d['incident_no']} 调度未确认：{d['name']}，请督促或改派"
-            notify(conn, kind="incident.escalation", role="commander", incident_id=d["incident_id"], message=message)
-            timeline(conn, d["incident_id"], "system", "dispatch.escalated", message, {"order": d["id"]}, at=now)
-            live(conn, "incident", d["incident_id"])
-        audit(conn, actor="system", action="dispatch.escalate", entity="dispatch_order",
-              detail={"orders": [d["id"] for d in due]})
+    return each_incident_locked(
+        conn, "SELECT incident_id FROM dispatch_order WHERE status = 'sent' AND escalated_at IS NULL"
+              " AND ack_due_at <= %s GROUP BY incident_id ORDER BY min(ack_due_at) LIMIT %s", (now, batch),
+        lambda inc: _escalate_orders(conn, inc, now, batch))
+
+
+def _escalate_orders(conn: psycopg.Connection, inc: dict, now: dt.datetime, batch: int) -> int:
+    """Under the incident's lock: its unacknowledged orders, checked again and escalated."""
+    due = conn.execute(
+        "SELECT d.id, r.name FROM dispatch_order d JOIN resource r ON r.id = d.resource_id WHERE d.incident_id = %s"
+        " AND d.status = 'sent' AND d.escalated_at IS NULL AND d.ack_due_at <= %s ORDER BY d.ack_due_at LIMIT %s"
+        " FOR UPDATE OF d", (inc["id"], now, batch)).fetchall()
+    if not due:
+        return 0
+    conn.execute("UPDATE dispatch_order SET escalated_at = %s WHERE id = ANY(%s)", (now, [d["id"] for d in due]))
+    for d in due:
+        message = f"{'【演练】' if inc['drill'] else ''}{inc['incident_no']} 调度未确认：{d['name']}，请督促或改派"
+        notify(conn, kind="incident.escalation", role="commander", incident_id=inc["id"], message=message)
+        timeline(conn, inc["id"], "system", "dispatch.escalated", message, {"order": d["id"]}, at=now)
+    audit(conn, actor="system", action="dispatch.escalate", entity="dispatch_order",
+          detail={"incident": inc["id"], "orders": [d["id"] for d in due]})
+    live(conn, "incident", inc["id"])
     return len(due)

@@ -181,10 +181,11 @@ def _choose_plan(conn: psycopg.Connection, inc: dict, plan_id: str | None) -> Pl
 
 
 def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, steps: list[Step], levels: list[str],
-                  automatic: bool, by: str, now: dt.datetime) -> list[tuple]:
-    """The activation rows of `levels` and their steps' tasks, with notifications, in bulk."""
+                  automatic: bool, by: str, now: dt.datetime) -> list[dict]:
+    """The activation rows of `levels` and their steps' tasks, with notifications, in bulk.
+    Dependencies are the same plan's steps: another plan on the incident may share step ids."""
     done_steps = {r["step_id"]: r["status"] for r in conn.execute(
-        "SELECT step_id, status FROM incident_task WHERE incident_id = %s", (inc["id"],))}
+        "SELECT step_id, status FROM incident_task WHERE incident_id = %s AND plan_id = %s", (inc["id"], plan.id))}
     activation_ids = {}
     for lv in levels:
         activation_ids[lv] = conn.execute(
@@ -197,28 +198,30 @@ def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, steps: list[S
     rows = []
     for s in steps:
         waiting = [d for d in s.depends_on if known.get(d) not in ("done", "waived")]
-        rows.append((inc["id"], activation_ids[s.level], s.id, s.level, s.title, s.role, who[s.role]["post_id"],
-                     who[s.role]["user_id"], s.mandatory, list(s.depends_on),
-                     Jsonb([{"type": t, "count": n} for t, n in s.resources]),
-                     Jsonb([{"item": c, "done": False} for c in s.checklist]),
-                     "blocked" if waiting else "open", now + dt.timedelta(minutes=s.deadline_min)))
+        rows.append({"incident_id": inc["id"], "activation_id": activation_ids[s.level], "plan_id": plan.id,
+                     "step_id": s.id, "level": s.level, "title": s.title, "role": s.role,
+                     "post_id": who[s.role]["post_id"], "owner_user_id": who[s.role]["user_id"],
+                     "mandatory": s.mandatory, "depends_on": list(s.depends_on),
+                     "resources": Jsonb([{"type": t, "count": n} for t, n in s.resources]),
+                     "checklist": Jsonb([{"item": c, "done": False} for c in s.checklist]),
+                     "status": "blocked" if waiting else "open", "due_at": now + dt.timedelta(minutes=s.deadline_min)})
+    columns = list(rows[0]) if rows else []
     with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO incident_task (incident_id, activation_id, step_id, level, title, role, post_id, owner_user_id,"
-            " mandatory, depends_on, resources, checklist, status, due_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        cur.executemany(f"INSERT INTO incident_task ({', '.join(columns)})"
+                        f" VALUES ({', '.join(f'%({c})s' for c in columns)})", rows)
     drill = "【演练】" if inc["drill"] else ""
     notes, entries = [], []
     for s, row in zip(steps, rows):
-        due = row[-1]
-        notes.append((who[s.role]["user_id"],
-                      f"{drill}{inc['incident_no']} 新任务：{s.title}（{due.astimezone(incidents.LOCAL_TZ):%H:%M} 前完成）"))
+        notes.append((who[s.role]["user_id"], f"{drill}{inc['incident_no']} 新任务：{s.title}"
+                                              f"（{row['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 前完成）"))
         for r in s.notify:
             notes.append((who[r]["user_id"], f"{drill}{inc['incident_no']} 启动{level_name(s.level)}响应：{s.title}"))
+        told = [who[r]["label"] for r in s.notify]
         entries.append((inc["id"], now, by, "task.created",
                         f"任务「{s.title}」→ {who[s.role]['label']}，时限 {s.deadline_min:g} 分钟"
-                        + ("（等待前置任务）" if row[12] == "blocked" else ""),
-                        Jsonb({"step": s.id, "role": s.role, "notify": [who[r]["label"] for r in s.notify]})))
+                        + ("（等待前置任务）" if row["status"] == "blocked" else "")
+                        + (f"；通知 {'、'.join(told)}" if told else ""),
+                        Jsonb({"step": s.id, "plan": plan.id, "role": s.role, "notify": told})))
     _notify_many(conn, inc["id"], "incident.task", notes)
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
@@ -227,13 +230,41 @@ def _start_levels(conn: psycopg.Connection, inc: dict, plan: Plan, steps: list[S
 
 
 def auto_activate(conn: psycopg.Connection, incident_id: int, now: dt.datetime | None = None) -> dict | None:
-    """Activate the one plan that covers the incident, if exactly one does (automatic
-    activation on report); None when no single plan matches."""
-    inc = conn.execute("SELECT category, subtype FROM incident WHERE id = %s", (incident_id,)).fetchone()
-    plans = matching_plans(inc["category"], inc["subtype"])
-    if len(plans) != 1 or not any(lv in plans[0].levels for lv in LEVELS):
+    """Activate the plan that covers the incident (automatic activation on report). When
+    several do, none starts: the commanders are asked to choose, and the answer is
+    {"plan_id": None, "choices": [{plan_id, name}]}. None when no plan covers it."""
+    inc = conn.execute("SELECT id, incident_no, drill, category, subtype FROM incident WHERE id = %s",
+                       (incident_id,)).fetchone()
+    if inc is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    plans = sorted((p for p in matching_plans(inc["category"], inc["subtype"]) if any(lv in p.levels for lv in LEVELS)),
+                   key=lambda p: p.id)
+    if not plans:
         return None
-    return activate(conn, incident_id, "system", plan_id=plans[0].id, automatic=True, now=now)
+    if len(plans) == 1:
+        return activate(conn, incident_id, "system", plan_id=plans[0].id, automatic=True, now=now)
+    return _ask_to_choose(conn, inc, plans, now or utc_now())
+
+
+def _ask_to_choose(conn: psycopg.Connection, inc: dict, plans: list[Plan], now: dt.datetime) -> dict:
+    """Several plans apply: say so on the timeline and tell each plan's commander (once each)."""
+    names = "、".join(f"《{p.name}》" for p in plans)
+    commanders = {}
+    for p in plans:
+        if "commander" in p.organisation:
+            held = role_holders(conn, p, ["commander"], now)["commander"]
+            commanders.setdefault(held["user_id"] or held["label"], held)
+    told = "、".join(h["label"] for h in commanders.values())
+    with conn.transaction():
+        timeline(conn, inc["id"], "system", "plan.choose",
+                 f"多个预案适用：{names}，请指挥长选择启动" + (f"；已通知 {told}" if told else ""),
+                 {"plans": [p.id for p in plans], "notified": [h["label"] for h in commanders.values()]}, at=now)
+        message = f"{'【演练】' if inc['drill'] else ''}{inc['incident_no']} 多个预案适用：{names}，请指挥长选择启动"
+        _notify_many(conn, inc["id"], "incident.plan", [(h["user_id"], message) for h in commanders.values()])
+        audit(conn, actor="system", action="plan.choose", entity="incident", entity_id=str(inc["id"]),
+              detail={"plans": [p.id for p in plans]})
+        live(conn, "incident", inc["id"])
+    return {"plan_id": None, "choices": [{"plan_id": p.id, "name": p.name} for p in plans]}
 
 
 def change_level(conn: psycopg.Connection, incident_id: int, level: str, reason: str, actor: Any, *,
@@ -262,15 +293,44 @@ def change_level(conn: psycopg.Connection, incident_id: int, level: str, reason:
 ACTIONS = ("start", "done", "reopen", "waive", "reassign", "check")
 
 
+_ROW_NAMES = {"incident_task": "task", "dispatch_order": "dispatch order"}
+
+
+def lock_incident_of(conn: psycopg.Connection, table: str, row_id: int) -> dict:
+    """Lock the incident a task or dispatch order belongs to, before the row itself. Every
+    writer takes the incident's row lock first, then its tasks, orders and resources (closing
+    an incident does), so two writers never each hold the lock the other waits for."""
+    row = conn.execute(f"SELECT incident_id FROM {table} WHERE id = %s", (row_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"{_ROW_NAMES[table]} {row_id} does not exist")
+    return incidents.locked(conn, row["incident_id"])
+
+
+def each_incident_locked(conn: psycopg.Connection, due_sql: str, params: tuple, work) -> int:
+    """The timer loop's part, incident by incident: for each incident `due_sql` names (its
+    one column incident_id), in its own transaction, lock the incident and run
+    `work(incident)` (which re-reads and locks its due rows). An incident somebody holds —
+    another replica, a commander mid-change — is skipped until the next round rather than
+    waited for. Returns the sum of what `work` returns."""
+    done = 0
+    for row in conn.execute(due_sql, params).fetchall():
+        with conn.transaction():
+            inc = conn.execute("SELECT id, incident_no, drill FROM incident WHERE id = %s FOR UPDATE SKIP LOCKED",
+                               (row["incident_id"],)).fetchone()
+            if inc is not None:
+                done += work(inc)
+    return done
+
+
 def _locked_task(conn: psycopg.Connection, task_id: int, expected_version: int | None) -> dict:
-    task = conn.execute("SELECT t.*, i.incident_no, i.status AS incident_status, i.drill FROM incident_task t"
-                        " JOIN incident i ON i.id = t.incident_id WHERE t.id = %s FOR UPDATE OF t", (task_id,)).fetchone()
-    if task is None:
-        raise NotFound(f"task {task_id} does not exist")
+    """The task, locked after its incident (see lock_incident_of), with the incident's number,
+    status and drill flag."""
+    inc = lock_incident_of(conn, "incident_task", task_id)
+    task = conn.execute("SELECT * FROM incident_task WHERE id = %s FOR UPDATE", (task_id,)).fetchone()
     if expected_version is not None and expected_version != task["version"]:
         raise Conflict(f"task 「{task['title']}」 was changed by someone else since you opened it (version"
                        f" {expected_version}, now {task['version']}); reload it and try again")
-    return task
+    return {**task, "incident_no": inc["incident_no"], "incident_status": inc["status"], "drill": inc["drill"]}
 
 
 def act_on_task(conn: psycopg.Connection, task_id: int, action: str, actor: Any, *, note: str = "",
@@ -295,6 +355,8 @@ def act_on_task(conn: psycopg.Connection, task_id: int, action: str, actor: Any,
         sets = ", ".join(f"{k} = %({k})s" for k in changes)
         conn.execute(f"UPDATE incident_task SET {sets}, version = version + 1 WHERE id = %(id)s",
                      {**changes, "id": task_id})
+        if action == "reopen":
+            message += _reblock(conn, task)
         timeline(conn, task["incident_id"], actor, f"task.{action}", message,
                  {"task": task_id, "step": task["step_id"], "note": note}, at=now)
         audit(conn, actor=name, actor_id=actor_id, action=f"task.{action}", entity="incident_task",
@@ -347,8 +409,11 @@ def _apply(conn: psycopg.Connection, task: dict, action: str, note: str, checkli
     if action == "reopen":
         if status not in ("done", "waived"):
             refuse("only a finished task can be reopened")
-        return ({"status": "open", "finished_at": None, "waived_reason": None, "waived_by": None},
-                f"重新打开任务「{title}」" + (f"：{note}" if note else ""))
+        waiting = conn.execute(f"SELECT EXISTS ({_WAITING}) AS waiting FROM incident_task t WHERE t.id = %s",
+                               (task["id"],)).fetchone()["waiting"]
+        return ({"status": "blocked" if waiting else "open", "finished_at": None, "waived_reason": None,
+                 "waived_by": None},
+                f"重新打开任务「{title}」" + ("（前置任务未完成，等待前置）" if waiting else "") + (f"：{note}" if note else ""))
     # reassign
     if status in FINISHED:
         refuse("it is finished")
@@ -360,13 +425,18 @@ def _apply(conn: psycopg.Connection, task: dict, action: str, note: str, checkli
     return {"owner_user_id": user["id"]}, f"任务「{title}」转派给 {user['display_name']}"
 
 
+# A dependency of task `t` not yet done or waived (its plan's step of that id; missing counts
+# as not done).
+_WAITING = ("SELECT 1 FROM unnest(t.depends_on) d LEFT JOIN incident_task x ON x.incident_id = t.incident_id"
+            " AND x.plan_id = t.plan_id AND x.step_id = d WHERE x.status IS NULL OR x.status NOT IN ('done', 'waived')")
+
+
 def _unblock(conn: psycopg.Connection, incident_id: int, now: dt.datetime) -> None:
-    """Open the tasks whose every dependency is now done or waived, and tell their owners."""
+    """Open the tasks whose every dependency (in their own plan) is now done or waived, and
+    tell their owners."""
     opened = conn.execute(
         "UPDATE incident_task t SET status = 'open', version = version + 1 WHERE t.incident_id = %(id)s"
-        " AND t.status = 'blocked' AND NOT EXISTS (SELECT 1 FROM unnest(t.depends_on) d"
-        "   LEFT JOIN incident_task x ON x.incident_id = t.incident_id AND x.step_id = d"
-        "   WHERE x.status IS NULL OR x.status NOT IN ('done', 'waived'))"
+        f" AND t.status = 'blocked' AND NOT EXISTS ({_WAITING})"
         " RETURNING t.id, t.title, t.owner_user_id, t.due_at", {"id": incident_id}).fetchall()
     if not opened:
         return
@@ -380,13 +450,33 @@ def _unblock(conn: psycopg.Connection, incident_id: int, now: dt.datetime) -> No
                          for t in opened])
 
 
+def _reblock(conn: psycopg.Connection, task: dict) -> str:
+    """A reopened task's dependants (same plan): those not started wait again (their owners are
+    told); those started or finished stay as they are. What it did, for the timeline."""
+    after = conn.execute(
+        "SELECT id, title, status, owner_user_id FROM incident_task WHERE incident_id = %s AND plan_id = %s"
+        " AND %s = ANY(depends_on) AND status IN ('open', 'in_progress', 'done', 'waived') ORDER BY due_at, id"
+        " FOR UPDATE", (task["incident_id"], task["plan_id"], task["step_id"])).fetchall()
+    back = [t for t in after if t["status"] == "open"]
+    if back:
+        conn.execute("UPDATE incident_task SET status = 'blocked', version = version + 1 WHERE id = ANY(%s)",
+                     ([t["id"] for t in back],))
+        _notify_many(conn, task["incident_id"], "incident.task",
+                     [(t["owner_user_id"], f"{task['incident_no']} 前置任务「{task['title']}」重新打开，"
+                                           f"请暂缓：{t['title']}") for t in back])
+    said = ("；后续任务" + "、".join(f"「{t['title']}」" for t in back) + "退回等待前置") if back else ""
+    kept = [t for t in after if t["status"] != "open"]
+    if kept:
+        said += "；" + "、".join(f"「{t['title']}」（{STATUS_NAMES[t['status']]}）" for t in kept) + "不受影响"
+    return said
+
+
 def tasks(conn: psycopg.Connection, incident_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT t.id, t.step_id, t.level, t.title, t.role, t.post_id, p.name AS post, t.owner_user_id,"
         " u.display_name AS owner, t.mandatory, t.depends_on, t.resources, t.checklist, t.status, t.due_at,"
         " t.started_at, t.finished_at, t.note, t.waived_reason, t.waived_by, t.escalated_at, t.version,"
-        " a.plan_id FROM incident_task t JOIN plan_activation a ON a.id = t.activation_id"
-        " LEFT JOIN duty_post p ON p.id = t.post_id LEFT JOIN app_user u ON u.id = t.owner_user_id"
+        " t.plan_id FROM incident_task t LEFT JOIN duty_post p ON p.id = t.post_id LEFT JOIN app_user u ON u.id = t.owner_user_id"
         " WHERE t.incident_id = %s ORDER BY t.due_at, t.id", (incident_id,)).fetchall()
     for r in rows:
         r["status_name"] = STATUS_NAMES[r["status"]]
@@ -429,44 +519,47 @@ def close(conn: psycopg.Connection, incident_id: int, actor: Any, *, note: str =
 
 def fire_due(conn: psycopg.Connection, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Escalate (督办) the overdue tasks: each once, to the holders of the plan's commander and
-    duty_leader roles, on the timeline. Claimed with SKIP LOCKED so replicas share the work."""
+    duty_leader roles, on the timeline. Incident by incident, the incident locked before its
+    tasks (each_incident_locked), so replicas share the work and a close never deadlocks with it."""
     now = now or utc_now()
-    with conn.transaction():
-        due = conn.execute(
-            "SELECT t.id, t.incident_id, t.title, t.due_at, t.owner_user_id, i.incident_no, i.drill, a.plan_id,"
-            " a.plan_version, a.document"
-            " FROM incident_task t JOIN incident i ON i.id = t.incident_id"
-            " JOIN plan_activation a ON a.id = t.activation_id"
-            " WHERE t.escalated_at IS NULL AND t.status IN ('blocked', 'open', 'in_progress') AND t.due_at <= %s"
-            " ORDER BY t.due_at LIMIT %s FOR UPDATE OF t SKIP LOCKED", (now, batch)).fetchall()
-        if not due:
-            return 0
-        conn.execute("UPDATE incident_task SET escalated_at = %s WHERE id = ANY(%s)", (now, [t["id"] for t in due]))
-        notes: dict[int, list[tuple[int | None, str]]] = {}
-        entries, holders_of = [], {}
-        for t in due:
-            plan = plan_as_run(t["plan_id"], t["plan_version"], t["document"])
-            roles = [r for r in ESCALATE_TO if r in plan.organisation]
-            if id(plan) not in holders_of:
-                holders_of[id(plan)] = role_holders(conn, plan, roles, now)
-            who = holders_of[id(plan)]
-            late = int((now - t["due_at"]).total_seconds() // 60)
-            message = (f"{'【演练】' if t['drill'] else ''}{t['incident_no']} 任务超时督办：{t['title']}"
-                       f"（应于 {t['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 完成）")
-            notes.setdefault(t["incident_id"], []).extend(
-                [(who[r]["user_id"], message) for r in roles] + [(t["owner_user_id"], message)])
-            entries.append((t["incident_id"], now, "system", "task.escalated",
-                            f"任务「{t['title']}」超时{f' {late} 分钟' if late else ''}，督办："
-                            + "、".join(who[r]["label"] for r in roles),
-                            Jsonb({"task": t["id"], "due_at": t["due_at"].isoformat()})))
-        for incident_id, told in notes.items():
-            _notify_many(conn, incident_id, "incident.escalation", told)
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)", entries)
-        audit(conn, actor="system", action="task.escalate", entity="incident_task",
-              detail={"tasks": [t["id"] for t in due]})
-        for incident_id in {t["incident_id"] for t in due}:
-            live(conn, "incident", incident_id)
-    return len(due)
+    return each_incident_locked(
+        conn, "SELECT incident_id FROM incident_task WHERE escalated_at IS NULL"
+              " AND status IN ('blocked', 'open', 'in_progress') AND due_at <= %s"
+              " GROUP BY incident_id ORDER BY min(due_at) LIMIT %s", (now, batch),
+        lambda inc: _escalate_tasks(conn, inc, now, batch))
 
+
+def _escalate_tasks(conn: psycopg.Connection, inc: dict, now: dt.datetime, batch: int) -> int:
+    """Under the incident's lock: its overdue tasks, checked again and escalated."""
+    due = conn.execute(
+        "SELECT t.id, t.title, t.due_at, t.owner_user_id, a.plan_id, a.plan_version, a.document"
+        " FROM incident_task t JOIN plan_activation a ON a.id = t.activation_id WHERE t.incident_id = %s"
+        " AND t.escalated_at IS NULL AND t.status IN ('blocked', 'open', 'in_progress') AND t.due_at <= %s"
+        " ORDER BY t.due_at LIMIT %s FOR UPDATE OF t", (inc["id"], now, batch)).fetchall()
+    if not due:
+        return 0
+    conn.execute("UPDATE incident_task SET escalated_at = %s WHERE id = ANY(%s)", (now, [t["id"] for t in due]))
+    notes: list[tuple[int | None, str]] = []
+    entries, holders_of = [], {}
+    for t in due:
+        plan = plan_as_run(t["plan_id"], t["plan_version"], t["document"])
+        roles = [r for r in ESCALATE_TO if r in plan.organisation]
+        if id(plan) not in holders_of:
+            holders_of[id(plan)] = role_holders(conn, plan, roles, now)
+        who = holders_of[id(plan)]
+        late = int((now - t["due_at"]).total_seconds() // 60)
+        message = (f"{'【演练】' if inc['drill'] else ''}{inc['incident_no']} 任务超时督办：{t['title']}"
+                   f"（应于 {t['due_at'].astimezone(incidents.LOCAL_TZ):%H:%M} 完成）")
+        notes += [(who[r]["user_id"], message) for r in roles] + [(t["owner_user_id"], message)]
+        entries.append((inc["id"], now, "system", "task.escalated",
+                        f"任务「{t['title']}」超时{f' {late} 分钟' if late else ''}，督办："
+                        + "、".join(who[r]["label"] for r in roles),
+                        Jsonb({"task": t["id"], "due_at": t["due_at"].isoformat()})))
+    _notify_many(conn, inc["id"], "incident.escalation", notes)
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO incident_event (incident_id, at, actor, kind, message, detail)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)", entries)
+    audit(conn, actor="system", action="task.escalate", entity="incident_task",
+          detail={"incident": inc["id"], "tasks": [t["id"] for t in due]})
+    live(conn, "incident", inc["id"])
+    return len(due)

@@ -101,13 +101,15 @@ CREATE TABLE plan_activation (                    -- 预案启动 (one row per l
   activated_at  timestamptz NOT NULL,
   activated_by  text NOT NULL,
   document      jsonb NOT NULL,                   -- the plan as it was run
-  UNIQUE (incident_id, plan_id, level)
+  UNIQUE (incident_id, plan_id, level),
+  UNIQUE (id, plan_id)                            -- for incident_task's (activation_id, plan_id)
 );
 
 CREATE TABLE incident_task (                      -- a plan step made a task
   id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   incident_id    bigint NOT NULL REFERENCES incident(id) ON DELETE CASCADE,
-  activation_id  bigint NOT NULL REFERENCES plan_activation(id) ON DELETE CASCADE,
+  activation_id  bigint NOT NULL,
+  plan_id        text NOT NULL,                   -- the activation's plan: step ids are unique only within a plan
   step_id        text NOT NULL,
   level          text NOT NULL,
   title          text NOT NULL,
@@ -115,7 +117,7 @@ CREATE TABLE incident_task (                      -- a plan step made a task
   post_id        integer REFERENCES duty_post(id),
   owner_user_id  integer REFERENCES app_user(id), -- the post's on-duty holder at activation
   mandatory      boolean NOT NULL,
-  depends_on     text[] NOT NULL DEFAULT '{}',
+  depends_on     text[] NOT NULL DEFAULT '{}',      -- step ids of the same plan
   resources      jsonb NOT NULL DEFAULT '[]'::jsonb,   -- [{type, count}]
   checklist      jsonb NOT NULL DEFAULT '[]'::jsonb,   -- [{item, done}]
   status         text NOT NULL CHECK (status IN ('blocked', 'open', 'in_progress', 'done', 'waived', 'cancelled')),
@@ -127,7 +129,9 @@ CREATE TABLE incident_task (                      -- a plan step made a task
   waived_by      text,
   escalated_at   timestamptz,                     -- the overdue escalation fired (督办)
   version        integer NOT NULL DEFAULT 1,
-  UNIQUE (incident_id, step_id)
+  -- Two plans on one incident (燃气泄漏 and 道路塌陷) may both have a `verify` step.
+  UNIQUE (incident_id, plan_id, step_id),
+  FOREIGN KEY (activation_id, plan_id) REFERENCES plan_activation (id, plan_id) ON DELETE CASCADE
 );
 -- The timer loop's scan: unfinished tasks not yet escalated, by deadline.
 CREATE INDEX incident_task_due_idx ON incident_task (due_at)

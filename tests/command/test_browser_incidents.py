@@ -254,3 +254,15 @@ def test_a_promoted_alarm_is_waived_through_closed_and_reported(live_server, pag
     expect(page.locator(f'#inc-table tr[data-id="{inc}"]')).to_have_count(0, timeout=WAIT_MS)
     page.select_option("#inc-filters select[name=status]", "closed")
     expect(page.locator(f'#inc-table tr[data-id="{inc}"]')).to_have_attribute("data-status", "closed", timeout=WAIT_MS)
+
+    # A road collapse: two plans cover it, so none starts and the commander is asked to choose.
+    page.click("#inc-new")
+    form.locator("input[name=title]").fill("建设路路面塌陷")
+    form.locator("select[name=category]").select_option("事故灾难")
+    form.locator("select[name=subtype]").select_option("公共设施和设备事故")
+    page.wait_for_function("incForm.map !== null")
+    page.evaluate("incForm.map.fire('click', {latlng: L.latLng(27.0005, 113.3405)})")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#d-msg")).to_contain_text("多个预案适用", timeout=WAIT_MS)
+    expect(page.locator("#d-msg")).to_contain_text("《攸县城市道路塌陷应急预案》")
+    expect(detail).to_have_attribute("data-status", "reported")

@@ -240,3 +240,92 @@ def test_escalation_follows_the_plan_as_it_was_run(db, crew):
     response.fire_due(db, now=T0 + dt.timedelta(minutes=16))
     told = {r["user_id"] for r in db.execute("SELECT user_id FROM notification WHERE kind = 'incident.escalation'")}
     assert crew["cmdr2"].id in told and crew["cmdr"].id not in told
+
+
+# ---------------------------------------------------------------- two plans, reopening, who was told
+
+def accident(db, actor, level="Ⅳ"):
+    """A road collapse that broke a gas main: both road_collapse and gas_leak cover it."""
+    made = incidents.create(db, NewIncident("建设路路面塌陷燃气管破损", "事故灾难", "公共设施和设备事故", level, *AT,
+                                            radius_m=100), actor, now=T0)
+    return made["id"]
+
+
+def by_plan_step(db, incident_id):
+    return {(t["plan_id"], t["step_id"]): t for t in response.tasks(db, incident_id)}
+
+
+def test_two_plans_on_one_incident_each_keep_their_own_steps_and_dependencies(db, crew):
+    inc = accident(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], plan_id="road_collapse", now=T0)
+    road_verify = by_plan_step(db, inc)[("road_collapse", "verify")]["id"]
+    response.act_on_task(db, road_verify, "done", crew["cmdr"], note="塌陷约4平方米", now=T0)
+    made = response.activate(db, inc, crew["cmdr"], plan_id="gas_leak", now=T0)
+    tasks = by_plan_step(db, inc)
+    road, gas = response.plan_by_id("road_collapse"), response.plan_by_id("gas_leak")
+    assert made["tasks"] == len(gas.steps_for("Ⅳ"))
+    assert set(tasks) == {("road_collapse", s.id) for s in road.steps_for("Ⅳ")} | {("gas_leak", s.id)
+                                                                                  for s in gas.steps_for("Ⅳ")}
+    # road_collapse's verify being done does not open gas_leak's steps that wait for *its* verify.
+    assert tasks[("road_collapse", "cordon")]["status"] == "open"
+    assert tasks[("gas_leak", "verify")]["status"] == "open"
+    assert {tasks[("gas_leak", s)]["status"] for s in ("cordon", "ignition_ban", "shut_off")} == {"blocked"}
+    # Finishing gas_leak's verify opens gas_leak's dependants, and nothing of road_collapse's.
+    road_before = {k: t["status"] for k, t in tasks.items() if k[0] == "road_collapse"}
+    response.act_on_task(db, tasks[("gas_leak", "verify")]["id"], "done", crew["cmdr"], note="浓度未超标", now=T0)
+    tasks = by_plan_step(db, inc)
+    assert {tasks[("gas_leak", s)]["status"] for s in ("cordon", "ignition_ban", "shut_off", "medical_standby")} \
+        == {"open"}
+    assert {k: t["status"] for k, t in tasks.items() if k[0] == "road_collapse"} == road_before
+    # And the other way: road_collapse's cordon done opens its traffic diversion, not gas_leak's
+    # repair (which waits for gas_leak's own cordon among others).
+    response.act_on_task(db, tasks[("road_collapse", "cordon")]["id"], "done", crew["cmdr"], note="围挡已设", now=T0)
+    tasks = by_plan_step(db, inc)
+    assert tasks[("road_collapse", "traffic_divert")]["status"] == "open"
+    assert tasks[("gas_leak", "cordon")]["status"] == "open" and tasks[("gas_leak", "repair")]["status"] == "blocked"
+
+
+def test_reopening_a_task_puts_its_unstarted_dependants_back_to_waiting(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    tasks = by_step(db, inc)
+    response.act_on_task(db, tasks["verify"]["id"], "done", crew["drainer"], note="照片已回传", now=T0)
+    response.act_on_task(db, tasks["pumps"]["id"], "start", crew["drainer"], now=T0)
+    response.act_on_task(db, tasks["inform"]["id"], "done", crew["cmdr"], now=T0)
+    response.act_on_task(db, tasks["verify"]["id"], "reopen", crew["cmdr"], note="积水点位报错", now=T0)
+    tasks = by_step(db, inc)
+    assert tasks["verify"]["status"] == "open"
+    assert tasks["traffic_control"]["status"] == "blocked"          # not started: waits again
+    assert tasks["pumps"]["status"] == "in_progress" and tasks["inform"]["status"] == "done"   # left as they are
+    with pytest.raises(Conflict, match="waits for verify"):
+        response.act_on_task(db, tasks["traffic_control"]["id"], "start", crew["traffic"], now=T0)
+    entry = [e for e in incidents.events(db, inc) if e["kind"] == "task.reopen"][-1]
+    assert "「积水路段设置围挡和警示，疏导交通」退回等待前置" in entry["message"]
+    assert "调派排水抢险车和移动泵站到积水点抽排」（进行中）" in entry["message"] and "（已完成）" in entry["message"]
+    told = db.execute("SELECT count(*) AS n FROM notification WHERE user_id = %s AND message LIKE %s",
+                      (crew["traffic"].id, "%重新打开%")).fetchone()["n"]
+    assert told == 1
+    # A task reopened while what it depends on is open again waits too.
+    response.act_on_task(db, tasks["pumps"]["id"], "done", crew["drainer"], now=T0)
+    response.act_on_task(db, tasks["pumps"]["id"], "reopen", crew["cmdr"], now=T0)
+    assert by_step(db, inc)["pumps"]["status"] == "blocked"
+    # Finishing verify again opens them both.
+    response.act_on_task(db, tasks["verify"]["id"], "done", crew["drainer"], note="已复核", now=T0)
+    assert {by_step(db, inc)[s]["status"] for s in ("pumps", "traffic_control")} == {"open"}
+
+
+def test_the_timeline_names_who_was_told(db, crew):
+    inc = flood(db, crew["cmdr"])
+    response.activate(db, inc, crew["cmdr"], now=T0)
+    created = {e["detail"]["step"]: e["message"] for e in incidents.events(db, inc) if e["kind"] == "task.created"}
+    assert "→ 排水抢险队长（drainer）" in created["verify"] and "通知 县应急指挥长（cmdr）" in created["verify"]
+    assert "通知 县应急指挥长（cmdr）、县城管局带班领导（dutylead）" in created["pumps"]
+    assert "通知" not in created["traffic_control"]                   # the plan tells nobody else of it
+    truck = add_resource(db, NewResource("泵车1号", "pump_truck", 113.3410, 27.0005, dept="县城市管理和综合执法局"),
+                         actor="test")["id"]
+    dispatch.dispatch(db, inc, truck, crew["cmdr"], now=T0)
+    sent = [e["message"] for e in incidents.events(db, inc) if e["kind"] == "dispatch"]
+    assert sent == ["调派 泵车1号；已通知 县城市管理和综合执法局"]
+    told = db.execute("SELECT d.name FROM notification n JOIN department d ON d.id = n.dept_id"
+                      " WHERE n.kind = 'incident.dispatch'").fetchall()
+    assert [r["name"] for r in told] == ["县城市管理和综合执法局"]

@@ -20,7 +20,7 @@ Object.assign(STRINGS.zh, {
   f_details: "现场数据（如积水深度 depth）", f_key: "名称", f_value: "数值", f_add_detail: "添加一项",
   f_drill: "演练（不计入统计）", f_activate: "自动启动适用的预案", f_submit: "上报", f_cancel: "取消",
   f_promote_from: "升级来源", f_reported: "已上报", f_activated: "已启动预案", f_tasks: "项任务",
-  f_not_activated: "未自动启动预案（指挥长可在详情中手动启动）", f_choose: "请选择",
+  f_not_activated: "未自动启动预案（指挥长可在详情中手动启动）", f_choose_plan: "多个预案适用，已请指挥长选择：", f_choose: "请选择",
   src_case: "案卷", src_device_alarm: "设备告警", src_camera_event: "视频事件", src_unit_alarm: "巡查告警",
   // the detail
   d_reported: "报告", d_verified: "核实", d_responding: "响应", d_contained: "控制", d_closed: "关闭",
@@ -69,6 +69,7 @@ Object.assign(STRINGS.en, {
   f_drill: "Drill (left out of the statistics)", f_activate: "Start the matching plan at once", f_submit: "Report",
   f_cancel: "Cancel", f_promote_from: "Promoted from", f_reported: "Reported", f_activated: "Plan started",
   f_tasks: "tasks", f_not_activated: "No plan started automatically (a commander can start one in the detail)",
+  f_choose_plan: "Several plans apply; the commander was asked to choose: ",
   f_choose: "Choose", src_case: "case", src_device_alarm: "device alarm", src_camera_event: "camera event",
   src_unit_alarm: "patrol alarm",
   d_reported: "Reported", d_verified: "Verified", d_responding: "Responding", d_contained: "Contained", d_closed: "Closed",

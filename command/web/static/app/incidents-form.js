@@ -137,15 +137,20 @@ const incForm = {
     return body;
   },
 
+  // What the report started: one plan, a choice for the commander (several plans apply), or none.
+  activationSaid(act) {
+    if (act && act.plan_id) return `${t("f_activated")} ${this.planName(act.plan_id)}（${act.tasks} ${t("f_tasks")}）`;
+    if (act && act.choices?.length) return `${t("f_choose_plan")}${act.choices.map((c) => `《${c.name}》`).join("、")}`;
+    return t("f_not_activated");
+  },
+
   async submit(form) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     incSay("form-msg", "");
     try {
       const made = await api.json("POST", "/api/incidents", this.body(form));
-      const act = made.activation;
-      const said = `${t("f_reported")} ${made.incident_no}；` +
-        (act ? `${t("f_activated")} ${this.planName(act.plan_id)}（${act.tasks} ${t("f_tasks")}）` : t("f_not_activated"));
+      const said = `${t("f_reported")} ${made.incident_no}；` + this.activationSaid(made.activation);
       incPage.flash = said;
       if (this.promote) { history.replaceState(null, "", location.pathname); incPage.promote = null; }
       location.hash = `#${made.id}`;
