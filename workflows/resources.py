@@ -18,7 +18,8 @@ from workflows.plans import resource_types
 
 STATUSES = ("available", "assigned", "out_of_service")
 HAND_STATUSES = ("available", "out_of_service")  # 'assigned' comes and goes with dispatch orders only
-EDITABLE = ("status", "quantity", "contact", "unit_id")
+EDITABLE = ("status", "quantity", "restock", "contact", "unit_id")   # restock: add to the stock (入库)
+MAX_QUANTITY = 1_000_000
 OPEN_ORDERS = ("sent", "acknowledged", "arrived")
 SPEED_KMH = {"team": 30.0, "vehicle": 30.0, "equipment": 25.0, "supply": 25.0, "shelter": 5.0}   # city driving; walking to a shelter
 CANDIDATES = 3                                   # × the number asked, taken from the index before the exact sort
@@ -69,8 +70,15 @@ def add_resource(conn: psycopg.Connection, r: NewResource, *, actor: str, actor_
 
 
 def _check_quantity(quantity: object) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise Invalid(f"quantity is a whole number from 0, got {quantity!r}")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 <= quantity <= MAX_QUANTITY:
+        raise Invalid(f"quantity is a whole number from 0 to {MAX_QUANTITY}, got {quantity!r}")
+
+
+def _check_restock(res: dict, amount: object) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        raise Invalid(f"restock is the amount received, a whole number from 1, got {amount!r}")
+    if res["quantity"] + amount > MAX_QUANTITY:
+        raise Invalid(f"restock would take {res['name']} to {res['quantity'] + amount}, over {MAX_QUANTITY}")
 
 
 def _check_unit(conn: psycopg.Connection, unit_id: int | None) -> None:
@@ -88,6 +96,10 @@ def _check_changes(conn: psycopg.Connection, res: dict, changes: dict) -> None:
         raise Invalid(f"nothing to change; give one or more of {', '.join(EDITABLE)}")
     if "quantity" in changes:
         _check_quantity(changes["quantity"])
+    if "restock" in changes:
+        if "quantity" in changes:
+            raise Invalid("give quantity (the stock counted) or restock (the amount received), not both")
+        _check_restock(res, changes["restock"])
     if "contact" in changes and changes["contact"] is not None and (
             not isinstance(changes["contact"], str) or len(changes["contact"]) > 200):
         raise Invalid("contact is a text of at most 200 characters (a name and a phone number)")
@@ -108,18 +120,23 @@ def _check_changes(conn: psycopg.Connection, res: dict, changes: dict) -> None:
 
 def update_resource(conn: psycopg.Connection, resource_id: int, changes: dict, *, actor: str,
                     actor_id: int | None = None) -> dict:
-    """Change a resource's status (available / out of service), quantity (restock), contact or
-    tracked unit, under its row lock: an audit row for each field that changes and the live
-    bus told, all in one transaction."""
+    """Change a resource's status (available / out of service), stock, contact or tracked unit,
+    under its row lock: an audit row for each field that changes and the live bus told, all in
+    one transaction. `restock` adds to the stock as it is now, so it cannot undo stock drawn by
+    a dispatch since the form was read; `quantity` sets the stock from a count (盘点)."""
     with conn.transaction():
         res = conn.execute("SELECT id, name, status, quantity, contact, unit_id FROM resource WHERE id = %s FOR UPDATE",
                            (resource_id,)).fetchone()
         if res is None:
             raise NotFound(f"resource {resource_id} does not exist")
         _check_changes(conn, res, changes)
+        restock = changes.get("restock")
+        if restock is not None:
+            changes = {k: v for k, v in changes.items() if k != "restock"} | {"quantity": res["quantity"] + restock}
         changed = {k: v for k, v in changes.items() if v != res[k]}
         for field, value in changed.items():
-            audit(conn, actor=actor, actor_id=actor_id, action=f"resource.{field}", entity="resource",
+            action = "resource.restock" if field == "quantity" and restock is not None else f"resource.{field}"
+            audit(conn, actor=actor, actor_id=actor_id, action=action, entity="resource",
                   entity_id=str(resource_id), detail={"name": res["name"], "from": res[field], "to": value})
         if changed:
             sets = "".join(f", {k} = %({k})s" for k in changed)

@@ -110,7 +110,7 @@ class ResourceIn(BaseModel):
     lon: float
     lat: float
     status: Literal["available", "assigned", "out_of_service"] = "available"
-    quantity: int = Field(default=1, ge=0)
+    quantity: int = Field(default=1, ge=0, le=1_000_000)
     contact: str | None = Field(default=None, max_length=200)
     dept: str | None = None
     unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="the tracked unit it travels with")
@@ -119,7 +119,9 @@ class ResourceIn(BaseModel):
 class ResourcePatch(BaseModel):
     status: str | None = Field(default=None, max_length=20,
                                description="available or out_of_service ('assigned' comes with dispatch orders only)")
-    quantity: StrictInt | None = Field(default=None, ge=0, le=1_000_000, description="the stock after restocking")
+    quantity: StrictInt | None = Field(default=None, ge=0, le=1_000_000, description="the stock as counted (盘点)")
+    restock: StrictInt | None = Field(default=None, ge=1, le=1_000_000,
+                                      description="the amount received (入库), added to the stock as it is now")
     contact: str | None = Field(default=None, max_length=200)
     unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="bind to a tracked unit")
 
@@ -444,8 +446,9 @@ def create_resource(body: ResourceIn, user: ResourceManager, conn=Depends(db)):
 
 @router.patch("/api/resources/{resource_id}")
 def change_resource(resource_id: Id, body: ResourcePatch, user: ResourceManager, conn=Depends(db)):
-    """Put a resource out of service or back, restock it, change its contact or bind it to a
-    tracked unit; only the fields sent change (contact or unit_id null clears them)."""
+    """Put a resource out of service or back, restock it (restock adds; quantity sets a count),
+    change its contact or bind it to a tracked unit; only the fields sent change (contact or
+    unit_id null clears them)."""
     return update_resource(conn, resource_id, body.model_dump(exclude_unset=True), actor=user.username,
                            actor_id=user.id)
 

@@ -266,7 +266,8 @@ def test_resources_are_changed_by_their_managers_with_an_audit_row(client, login
     for body, words in (({"status": "assigned"}, "comes with a dispatch order"), ({"status": "resting"}, "status"),
                         ({"quantity": -1}, "quantity"), ({"quantity": "many"}, "quantity"), ({"quantity": 2.5}, "quantity"),
                         ({"unit_id": 999999}, "unit 999999 does not exist"), ({}, "nothing to change"),
-                        ({"contact": "x" * 201}, "contact")):
+                        ({"contact": "x" * 201}, "contact"), ({"restock": 0}, "restock"),
+                        ({"restock": 1, "quantity": 1}, "not both")):
         r = client.patch(f"/api/resources/{truck}", headers=lead, json=body)
         assert r.status_code == 422 and words in r.json()["message"], (body, r.text)
     assert [a["action"] for a in audits()] == ["resource.add"]
@@ -296,3 +297,4 @@ def test_resources_are_changed_by_their_managers_with_an_audit_row(client, login
     assert near() == []
     assert client.patch(f"/api/resources/{store}", headers=cmdr, json={"quantity": 800}).json()["quantity"] == 800
     assert near() == [store]
+    assert client.patch(f"/api/resources/{store}", headers=cmdr, json={"restock": 200}).json()["quantity"] == 1000

@@ -59,7 +59,10 @@ def test_a_resource_is_bound_to_a_unit_that_exists_and_its_changes_are_audited(d
         ("resource.status", "available", "out_of_service"), ("resource.contact", None, "张三 13800000000"),
         ("resource.unit_id", unit, None)]
     for changes, words in (({"status": "assigned"}, "comes with a dispatch order"), ({"quantity": -1}, "whole number"),
-                           ({"quantity": True}, "whole number"), ({"name": "x"}, "only status"), ({}, "nothing to change")):
+                           ({"quantity": True}, "whole number"), ({"quantity": 10**7}, "to 1000000"),
+                           ({"restock": 0}, "from 1"), ({"restock": "5"}, "from 1"), ({"restock": 10**6}, "over 1000000"),
+                           ({"restock": 5, "quantity": 5}, "not both"),
+                           ({"name": "x"}, "only status"), ({}, "nothing to change")):
         with pytest.raises(Invalid, match=words):
             update_resource(db, made, changes, actor="test")
     assert db.execute("SELECT count(*) AS n FROM audit_log WHERE entity = 'resource'").fetchone()["n"] == len(rows) + 1

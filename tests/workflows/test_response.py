@@ -15,7 +15,7 @@ from gis.errors import Conflict, Forbidden, Invalid
 from tests.workflows.conftest import EMERGENCY_T0
 from workflows import dispatch, incidents, response
 from workflows.incidents import NewIncident
-from workflows.resources import NewResource, add_resource
+from workflows.resources import NewResource, add_resource, update_resource
 from workflows.timers import TimerLoop
 
 T0 = EMERGENCY_T0
@@ -192,6 +192,12 @@ def test_dispatch_draws_stock_and_assigns_and_release_returns(db, crew):
     assert db.execute("SELECT quantity FROM resource WHERE id = %s", (bags,)).fetchone()["quantity"] == 700
     with pytest.raises(Conflict, match="has 700"):
         dispatch.dispatch(db, inc, bags, crew["cmdr"], quantity=800, now=T0)
+    # A restock (入库) read from a form showing 1000 adds to the 700 left, not back to 1000 + 200.
+    update_resource(db, bags, {"restock": 200}, actor="test")
+    assert db.execute("SELECT quantity FROM resource WHERE id = %s", (bags,)).fetchone()["quantity"] == 900
+    assert db.execute("SELECT action, detail FROM audit_log WHERE entity = 'resource' AND entity_id = %s"
+                      " ORDER BY id DESC LIMIT 1", (str(bags),)).fetchone() == {
+        "action": "resource.restock", "detail": {"name": "城东仓库沙袋", "from": 700, "to": 900}}
     # Nobody acknowledges the truck in 10 minutes: the commanders are told, once.
     assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=11)) == 2
     assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=12)) == 0
