@@ -205,7 +205,8 @@ def _resources(rows: list[dict]) -> dict:
     kinds = resource_types()
     for r in rows:
         kind = kinds.get(r["type_code"], {})
-        r.update(type_name=kind.get("name", r["type_code"]), type_kind=kind.get("kind"), type_unit=kind.get("unit"))
+        r.update(type_name=kind.get("name", r["type_code"]), type_name_en=kind.get("name_en", r["type_code"]),
+                 type_kind=kind.get("kind"), type_unit=kind.get("unit"))
     return _section(rows)
 
 

@@ -43,10 +43,11 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> int | None:
 # ---------------------------------------------------------------- the parts of the report
 
 def _level_history(events: list[dict], initial: str, reported_at: dt.datetime, reported_by: str) -> list[dict]:
-    """The level at report, then every change (升级/降级) with its reason, from the timeline."""
+    """The level at report (its reason None), then every change (升级/降级) with its reason,
+    from the timeline."""
     first = next((e for e in events if e["kind"] == "reported"), None)
     start = (first["detail"].get("level") if first else None) or initial
-    out = [{"at": reported_at, "level": start, "from": None, "reason": "报告时级别", "actor": reported_by}]
+    out = [{"at": reported_at, "level": start, "from": None, "reason": None, "actor": reported_by}]
     for e in events:
         if e["kind"] == "level":
             out.append({"at": e["at"], "level": e["detail"].get("to"), "from": e["detail"].get("from"),
@@ -236,7 +237,7 @@ def _scale_bar(s: float, lat: float) -> str:
     step = max(n * 10 ** e for e in range(0, 6) for n in (1, 2, 5) if n * 10 ** e <= max(want, 1))
     px = step / metres_per_px
     x0, y0 = PAD, VIEW_H - PAD / 2
-    label = f"{step / 1000:g} 公里" if step >= 1000 else f"{step:g} 米"
+    label = f"{step / 1000:g} km" if step >= 1000 else f"{step:g} m"      # read alike in zh-CN and English
     return (f'<g class="scale"><path d="M{x0} {y0 - 5} V{y0} H{x0 + px:.1f} V{y0 - 5}" fill="none" stroke="#333"/>'
             f'<text x="{x0 + px + 6:.1f}" y="{y0}" font-size="11">{html.escape(label)}</text></g>')
 
@@ -258,7 +259,7 @@ def map_svg(conn: psycopg.Connection, incident_id: int) -> str:
     grids, area, resources = _shape_rows(conn, incident_id, t)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {VIEW_W} {VIEW_H}" class="incident-map"'
            f' role="img" font-family="sans-serif">',
-           f"<title>{html.escape(head['incident_no'])} 事件位置图</title>",
+           f"<title>{html.escape(head['incident_no'])}</title>",
            f'<rect width="{VIEW_W}" height="{VIEW_H}" fill="#fbfbf8"/>']
     label_room = len(grids) <= MAX_GRID_LABELS
     px, py = head["px"] * s + t["ox"], -(head["py"] * s + t["oy"])
@@ -291,6 +292,6 @@ def map_svg(conn: psycopg.Connection, incident_id: int) -> str:
     out.append(f'<text x="{px + 10:.1f}" y="{py - 10:.1f}" font-size="13" font-weight="bold" fill="#a50f15">'
                f'{html.escape(head["incident_no"])}</text>')
     out.append(_scale_bar(s, head["lat"]))
-    out.append(f'<text x="{VIEW_W - PAD}" y="{PAD}" font-size="14" text-anchor="middle">北 ↑</text>')
+    out.append(f'<text x="{VIEW_W - PAD}" y="{PAD}" font-size="14" text-anchor="middle">N ↑</text>')
     out.append("</svg>")
     return "".join(out)

@@ -6,7 +6,9 @@ browser, one that never finishes and one that writes nothing are each a clear er
 temporary folder is always gone."""
 from __future__ import annotations
 
+import html
 import os
+import re
 import stat
 import tempfile
 
@@ -67,6 +69,26 @@ def test_the_report_as_json_html_and_pdf(client, login, db):
     # Self-contained: nothing to fetch from anywhere.
     assert "src=" not in page and "<link" not in page and "https://" not in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+    # In English: every label is English; only the incident's own words (title, plan, task
+    # and timeline texts, names, places) stay Chinese.
+    r = client.get(f"/api/incidents/{inc}/report.html", headers=cmdr, params={"lang": "en"})
+    assert r.status_code == 200, r.text
+    english = r.text
+    assert '<html lang="en">' in english and "After-action report" in english and "Drill score" in english
+    assert "Flood and drought" in english and "General (level Ⅳ)" in english and "Drainage pump truck" in english
+    assert "waived" in english and "Tasks done on time" in english
+    own_words = [report["incident"][k] or "" for k in ("title", "street", "community", "grid_name", "description")]
+    own_words += [p["plan_name"] for p in report["plans"]] + [o["name"] for o in report["resources"]["orders"]]
+    own_words += [e["message"] for e in report["timeline"]] + [e["actor"] for e in report["timeline"]]
+    for t in report["tasks"]["items"]:
+        own_words += [t["title"], t["post"] or "", t["role"] or "", t["owner"] or "", t["waived_reason"] or "",
+                      t["waived_by"] or "", t["note"] or ""]
+    left = english
+    for text in sorted(own_words, key=len, reverse=True):
+        left = left.replace(html.escape(text), "") if text else left
+    assert re.findall(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]+", left) == []
+    assert client.get(f"/api/incidents/{inc}/report.html", headers=cmdr, params={"lang": "fr"}).status_code == 422
 
     r = client.get(f"/api/incidents/{inc}/report.pdf", headers=cmdr)      # real Chromium, once
     assert r.status_code == 200, r.text

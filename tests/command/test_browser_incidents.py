@@ -249,6 +249,14 @@ def test_a_promoted_alarm_is_waived_through_closed_and_reported(live_server, pag
     expect(link).to_have_attribute("href", re.compile(r"^blob:"), timeout=WAIT_MS)
     no = db.execute("SELECT incident_no FROM incident WHERE id = %s", (inc,)).fetchone()["incident_no"]
     assert no in page.evaluate("(url) => fetch(url).then((r) => r.text())", link.get_attribute("href"))
+    # In English the report comes in English too.
+    first = link.get_attribute("href")
+    page.click("#lang")
+    page.click('button[data-report="html"]')
+    expect(link).not_to_have_attribute("href", first, timeout=WAIT_MS)
+    english = page.evaluate("(url) => fetch(url).then((r) => r.text())", link.get_attribute("href"))
+    assert no in english and "After-action report" in english and "突发事件评估报告" not in english
+    page.click("#lang")
 
     # The list: gone from the open ones, there among the closed.
     expect(page.locator(f'#inc-table tr[data-id="{inc}"]')).to_have_count(0, timeout=WAIT_MS)

@@ -132,7 +132,8 @@ def test_every_section_holds_what_is_near_nearest_first(client, login, db, scene
     assert _ids(res) == [scene["pump"], scene["bags"]]              # the one 940 m away is out
     pump, bags = res["items"]
     assert pump["distance_m"] == pytest.approx(east_of_point(113.3412), rel=5e-3)
-    assert (pump["type_name"], pump["status"], pump["contact"]) == ("排水抢险车", "available", "13800000001")
+    assert (pump["type_name"], pump["type_name_en"], pump["status"], pump["contact"]) == (
+        "排水抢险车", "Drainage pump truck", "available", "13800000001")
     assert (bags["status"], bags["quantity"], bags["type_unit"]) == ("assigned", 500, "袋")
 
     units = s["units"]

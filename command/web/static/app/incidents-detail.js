@@ -150,7 +150,7 @@ const incDetail = {
       ${orders.map((o) => {
         const late = o.status === "sent" && Date.parse(o.ack_due_at) < Date.now();
         return html`<tr data-order="${o.id}" data-status="${o.status}">
-          <td><b>${o.name}</b> <span class="hint">${LANG === "en" ? o.type_code : o.type_name}${o.task_id && tasks.has(o.task_id) ? ` · ${tasks.get(o.task_id)}` : ""}</span></td>
+          <td><b>${o.name}</b> <span class="hint">${incTasks.typeName(o.type_code)}${o.task_id && tasks.has(o.task_id) ? ` · ${tasks.get(o.task_id)}` : ""}</span></td>
           <td>${o.quantity} ${LANG === "en" ? "" : o.unit}</td>
           <td class="order-status">${t(`os_${o.status}`)}</td>
           <td>${o.ordered_by} ${fmtTime(o.ordered_at)}</td>
@@ -246,11 +246,12 @@ const incDetail = {
     return undefined;
   },
 
-  // The report needs the bearer token, which a plain link would not carry: fetch it and open
-  // the answer as a blob URL (with a link kept in case the browser blocks the new window).
+  // The report needs the bearer token, which a plain link would not carry: fetch it, in the
+  // page's language, and open the answer as a blob URL (with a link kept in case the browser
+  // blocks the new window).
   async openReport(ext) {
     try {
-      const res = await fetch(`/api/incidents/${this.id}/report.${ext}`, { headers: api.authHeaders() });
+      const res = await fetch(`/api/incidents/${this.id}/report.${ext}?lang=${LANG}`, { headers: api.authHeaders() });
       if (!res.ok) {
         const data = await res.json().catch(() => ({}));
         throw new ApiError(res.status, data.message || res.statusText);

@@ -48,7 +48,7 @@ const incTasks = {
 
   typeName(code) {
     const type = incPage.catalog && incPage.catalog.resource_types[code];
-    return LANG === "en" || !type ? code : type.name;
+    return !type ? code : LANG === "en" ? type.name_en : type.name;
   },
 
   mayWork(inc, task) {

@@ -182,7 +182,7 @@ const sit = {
     const far = `${Math.round(item.distance_m)} m`;
     switch (name) {
       case "cameras": return `${item.name} · ${far} · ${t(item.sees_point ? "sit_sees_point" : "sit_sees_area")} · ${t(item.online === true ? "sit_online" : item.online === false ? "sit_offline" : "sit_unknown")}`;
-      case "resources": return `${item.name} · ${LANG === "en" ? item.type_code : item.type_name} × ${item.quantity} · ${t(`sit_status_${item.status}`)} · ${far}${item.contact ? ` · ${item.contact}` : ""}`;
+      case "resources": return `${item.name} · ${LANG === "en" ? item.type_name_en : item.type_name} × ${item.quantity} · ${t(`sit_status_${item.status}`)} · ${far}${item.contact ? ` · ${item.contact}` : ""}`;
       case "units": return `${item.name} · ${far} · ${this.age(item.age_s)} ${t("sit_ago")}`;
       case "parts": return `${item.name} · ${item.class_name} · ${item.status} · ${far}`;
       case "devices": return `${item.id} · ${LANG === "en" ? item.type_name_en : item.type_name} · ${t(`sit_${item.state}`)}${item.active_alarms.length ? ` (${item.active_alarms.map((a) => a.rule_name).join("、")})` : ""} · ${far}`;
