@@ -11,9 +11,12 @@ import os
 import re
 import stat
 import tempfile
+import threading
+import time
 
 import pytest
 
+from command import pdf
 from command.pdf import PdfUnavailable, html_to_pdf
 from workflows.resources import NewResource, add_resource
 
@@ -140,3 +143,17 @@ def test_html_to_pdf_errors_are_clear_and_leave_nothing(monkeypatch, tmp_path):
     with pytest.raises(PdfUnavailable, match="did not finish"):
         html_to_pdf("<p>x</p>", timeout_s=0.5)
     assert _left_behind(scratch) == []
+
+
+def test_reports_print_a_few_at_a_time(monkeypatch, tmp_path):
+    """With the one printer busy, another request waits, then is told to try again."""
+    monkeypatch.setattr(pdf, "_PRINTERS", threading.BoundedSemaphore(1))
+    monkeypatch.setenv("CITYGRID_CHROMIUM", _browser(tmp_path, "slow", "exec sleep 2"))
+    first = threading.Thread(target=lambda: pytest.raises(PdfUnavailable, html_to_pdf, "<p>1</p>", timeout_s=1.5))
+    first.start()
+    time.sleep(0.3)
+    with pytest.raises(PdfUnavailable, match="busy for 0.5 s; try again"):
+        html_to_pdf("<p>2</p>", wait_s=0.5)
+    first.join()
+    with pytest.raises(PdfUnavailable, match="did not finish"):      # free again: this one gets to print
+        html_to_pdf("<p>3</p>", timeout_s=0.3, wait_s=0.1)
