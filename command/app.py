@@ -1,6 +1,7 @@
 """The FastAPI app factory: every dependency comes in as an argument, nothing at import."""
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None, desk: Cas
     app = FastAPI(title="CityGrid Command", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="数字化城市管理与应急指挥 — digital city management and emergency command")
     app.state.settings = settings
+    app.state.pdf_printers = threading.BoundedSemaphore(settings.pdf_at_once)   # command.pdf
     app.state.pool = pool
     desk = desk or CaseDesk.default()
     # A finished case settles the device alarm or the camera event that opened it (devices and

@@ -3,8 +3,9 @@ printable pages (the after-action report) come out exactly as the browser prints
 their @page size and CJK fonts, and nothing is fetched from anywhere (the HTML is
 self-contained). The browser path comes from CITYGRID_CHROMIUM.
 
-A browser takes a core for a second or two, so at most CITYGRID_PDF_AT_ONCE (2) print at a
-time; a request that finds them busy for long is told to try again rather than piling up."""
+A browser takes a core for a second or two, so the server hands in its `printers` (a
+semaphore of CITYGRID_PDF_AT_ONCE, 2 by default): a request that finds them all busy for long
+is told to try again rather than piling browsers onto the cores."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,6 @@ import threading
 from pathlib import Path
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-_PRINTERS = threading.BoundedSemaphore(int(os.environ.get("CITYGRID_PDF_AT_ONCE", "2")))
 
 
 class PdfUnavailable(RuntimeError):
@@ -28,20 +28,23 @@ def chromium_path() -> str:
     return os.environ.get("CITYGRID_CHROMIUM") or DEFAULT_CHROMIUM
 
 
-def html_to_pdf(html: str, *, timeout_s: float = 60, wait_s: float = 20) -> bytes:
-    """Print `html` to PDF bytes, waiting up to `wait_s` for a free printer. Raises
-    PdfUnavailable; the temporary folder (page, output, the browser's throwaway profile) is
-    removed whatever happens."""
+def html_to_pdf(html: str, *, printers: threading.Semaphore | None = None, timeout_s: float = 60,
+                wait_s: float = 10) -> bytes:
+    """Print `html` to PDF bytes, waiting up to `wait_s` for one of the `printers` (none: no
+    limit). Raises PdfUnavailable; the temporary folder (page, output, the browser's
+    throwaway profile) is removed whatever happens."""
     browser = chromium_path()
     if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
         raise PdfUnavailable(f"no Chromium at {browser}: install Debian's chromium package, or set CITYGRID_CHROMIUM"
                              " to the browser's path")
-    if not _PRINTERS.acquire(timeout=wait_s):
+    if printers is None:
+        return _print(browser, html, timeout_s)
+    if not printers.acquire(timeout=wait_s):
         raise PdfUnavailable(f"every printer was busy for {wait_s:g} s; try again in a minute")
     try:
         return _print(browser, html, timeout_s)
     finally:
-        _PRINTERS.release()
+        printers.release()
 
 
 def _print(browser: str, html: str, timeout_s: float) -> bytes:

@@ -13,7 +13,7 @@ from workflows.after_action import MILESTONES, SCORE_PARTS
 from workflows.alerts import MSG_NAMES, STATE_NAMES
 from workflows.cases import LOCAL_TZ
 from workflows.incidents import level_name
-from workflows.plans import resource_types
+from workflows.plans import emergency_names_en, resource_types
 
 Lang = Literal["zh", "en"]
 
@@ -31,18 +31,18 @@ EN = {
     "共 {total} 项：按时 {on_time}，超时 {late}，豁免 {waived}，未完成 {not_done}，取消 {cancelled}；"
     "必办 {mandatory} 项中完成 {mandatory_done}、豁免 {mandatory_waived}；督办 {escalated} 次。":
         "{total} in all: {on_time} on time, {late} late, {waived} waived, {not_done} not done, {cancelled} cancelled;"
-        " of {mandatory} mandatory, {mandatory_done} done and {mandatory_waived} waived; escalated {escalated} times.",
+        " of {mandatory} mandatory, {mandatory_done} done and {mandatory_waived} waived; escalations: {escalated}.",
     "任务": "Task", "岗位／角色": "Post / role", "负责人": "Owner", "时限": "Due", "完成时间": "Finished",
     "结果": "Outcome", "超时": "Late by", "豁免理由／备注": "Waiver reason / note", "（必办）": "(mandatory)",
     "（已督办）": " (escalated)", "资源调度": "Resources dispatched", "资源": "Resource", "类型": "Type",
-    "数量": "Qty", "下达": "Ordered", "确认（用时）": "Acknowledged (after)", "到场": "Arrived", "归队": "Released",
+    "数量": "Qty", "下达": "Ordered", "确认（用时）": "Acknowledged (time taken)", "到场": "Arrived", "归队": "Released",
     "状态": "Status", "，超时未确认已上报": ", not acknowledged in time, escalated", "资源类型": "Resource type",
     "调度次数": "Orders", "合计数量": "Total quantity", "未调度资源。": "No resources were dispatched.",
-    "性质": "Status", "标题": "Headline", "发布时间": "Sent", "签发人": "Approved by",
+    "性质": "Actual / exercise", "标题": "Headline", "发布时间": "Sent", "签发人": "Decided by",
     "未发布公众预警。": "No public warning was issued.", "处置评估": "Assessment",
     "真实事件不计分：下表只列出与演练评分相同的各项指标，供复盘参考。":
         "A real incident is not scored: the table lists the figures a drill is scored on, for the review.",
-    "评分项": "Part", "权重": "Weight", "实测": "Measured", "得分": "Points", "合计": "Total",
+    "评分项": "Criterion", "权重": "Weight", "实测": "Measured", "得分": "Points", "合计": "Total",
     "事件位置图": "Map", "时间轴": "Timeline", "内容": "Message",
     "红点：事件位置；红色虚线：影响范围；蓝色方块：调度的资源；灰框：涉及的单元网格（EPSG:3857 投影，上北下南）。":
         "Red dot: the incident; dashed red: the affected area; blue squares: resources dispatched;"
@@ -72,20 +72,7 @@ NAMES_EN = {
     "part": {"tasks_on_time": "Tasks done on time", "mandatory_done": "Mandatory steps done (not waived)",
              "activation_time": "Time to start the plan (target: 10 min)",
              "dispatch_ack": "Orders acknowledged in time", "public_warning": "Public warning issued"},
-    "level": {"Ⅰ": "Extraordinary", "Ⅱ": "Major", "Ⅲ": "Large", "Ⅳ": "General"},
 }
-
-# The catalog's four categories and their subtypes (it speaks Chinese only).
-CATEGORY_EN = {
-    "自然灾害": "Natural disaster", "事故灾难": "Accident", "公共卫生事件": "Public health",
-    "社会安全事件": "Social safety", "水旱灾害": "Flood and drought", "气象灾害": "Weather", "地震灾害": "Earthquake",
-    "地质灾害": "Geological", "森林火灾": "Forest fire", "安全生产事故": "Work safety accident", "交通事故": "Traffic accident",
-    "火灾": "Fire", "公共设施和设备事故": "Public facility accident", "环境污染和生态破坏": "Pollution",
-    "传染病疫情": "Epidemic", "群体性不明原因疾病": "Unexplained illness", "食品安全": "Food safety",
-    "职业危害": "Occupational hazard", "动物疫情": "Animal epidemic", "群体性事件": "Mass incident",
-    "恐怖袭击": "Terrorist attack", "涉外突发事件": "Foreign-related", "经济安全事件": "Economic security",
-}
-
 
 class Words:
     """Everything the template says, in one language."""
@@ -95,6 +82,8 @@ class Words:
         self.en = lang == "en"
         self.html_lang = "en" if self.en else "zh-CN"
         self.colon, self.slash = (": ", " / ") if self.en else ("：", "／")
+        # Chinese readers take Beijing time as read; others are told.
+        self.zone = "" if not self.en else f" · times in UTC{dt.datetime.now(LOCAL_TZ).strftime('%z')[:3]} ({LOCAL_TZ})"
 
     def tr(self, zh: str) -> str:
         return EN[zh] if self.en else zh
@@ -107,14 +96,14 @@ class Words:
         return (NAMES_EN if self.en else NAMES_ZH)[kind].get(code, code or "")
 
     def category(self, name: str) -> str:
-        return CATEGORY_EN.get(name, name) if self.en else name
+        return emergency_names_en()["names"].get(name, name) if self.en else name
 
     def level(self, level: str) -> str:
         """一般（Ⅳ级） / General (level Ⅳ), as workflows.incidents.level_name says it in Chinese."""
-        return f"{self.name('level', level)} (level {level})" if self.en else level_name(level)
+        return f"{emergency_names_en()['levels'][level]} (level {level})" if self.en else level_name(level)
 
     def resource_type(self, code: str, zh_name: str) -> str:
-        return resource_types()[code]["name_en"] if self.en else zh_name
+        return resource_types().get(code, {}).get("name_en", zh_name) if self.en else zh_name
 
     def unit(self, zh_unit: str | None) -> str:
         """The counting word (辆, 袋…) after a quantity; English counts bare."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_SECRET = "citygrid-demo-secret-do-not-deploy"
@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEMO_SECRET)
     token_ttl_minutes: int = 12 * 60
     timer_interval_seconds: float = 2.0      # case timer loop in `serve`; 0 turns it off
+    pdf_at_once: int = Field(default=2, ge=1, le=16)   # Chromium printing reports at once (a core each)
     catalog_path: Path | None = None         # defaults to gis/seed/catalog.yaml
 
     # Patrol GPS ingest (citygrid ingest) and its alarms

@@ -48,6 +48,7 @@ from gis.errors import Invalid
 SEED = Path(__file__).parent / "seed"
 PLANS_DIR = SEED / "plans"
 RESOURCE_TYPES_FILE = SEED / "resource_types.yaml"
+EMERGENCY_NAMES_EN_FILE = SEED / "emergency_names_en.yaml"
 LEVELS = ("Ⅳ", "Ⅲ", "Ⅱ", "Ⅰ")                     # least to most severe
 CAP_URGENCY = ("Immediate", "Expected", "Future", "Past", "Unknown")
 CAP_CERTAINTY = ("Observed", "Likely", "Possible", "Unlikely", "Unknown")
@@ -110,6 +111,13 @@ def emergency_catalog() -> dict:
     """The four categories with their subtypes, and the levels (shared/standards); read once
     per process, like the resource types."""
     return read_catalog()["emergency"]
+
+
+@functools.cache
+def emergency_names_en() -> dict:
+    """English names of the catalog's categories and subtypes (`names`, by Chinese name) and
+    levels (`levels`)."""
+    return yaml.safe_load(EMERGENCY_NAMES_EN_FILE.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------- YAML with line numbers

@@ -135,9 +135,12 @@ def update_resource(conn: psycopg.Connection, resource_id: int, changes: dict, *
             changes = {k: v for k, v in changes.items() if k != "restock"} | {"quantity": res["quantity"] + restock}
         changed = {k: v for k, v in changes.items() if v != res[k]}
         for field, value in changed.items():
-            action = "resource.restock" if field == "quantity" and restock is not None else f"resource.{field}"
+            detail = {"name": res["name"], "from": res[field], "to": value}
+            action = f"resource.{field}"
+            if field == "quantity" and restock is not None:
+                action, detail["amount"] = "resource.restock", restock
             audit(conn, actor=actor, actor_id=actor_id, action=action, entity="resource",
-                  entity_id=str(resource_id), detail={"name": res["name"], "from": res[field], "to": value})
+                  entity_id=str(resource_id), detail=detail)
         if changed:
             sets = "".join(f", {k} = %({k})s" for k in changed)
             conn.execute(f"UPDATE resource SET updated_at = now(){sets} WHERE id = %(id)s",

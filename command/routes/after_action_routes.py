@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup
 
@@ -47,16 +47,19 @@ def report_html(incident_id: Id, user: Reader, conn=Depends(db), lang: ReportLan
 
 @router.get("/api/incidents/{incident_id}/report.pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}}, 503: {"description": "no PDF printer"}})
-def report_pdf(incident_id: Id, user: Reader, conn=Depends(db), lang: ReportLang = "zh"):
+def report_pdf(incident_id: Id, user: Reader, request: Request, lang: ReportLang = "zh"):
     """The same report as a PDF attachment named after the incident number; 503 when the
-    server cannot print one (no Chromium, or it failed). Printing takes a few seconds of a
-    worker thread (a sync route)."""
-    report, page = _page(conn, incident_id, user, lang)
+    server cannot print one (no Chromium, it failed, or every printer stayed busy). Printing
+    takes a few seconds of a worker thread (a sync route); the database connection is given
+    back before it waits for a printer."""
+    with request.app.state.pool.connection() as conn:
+        report, page = _page(conn, incident_id, user, lang)
     try:
-        pdf = html_to_pdf(page)
+        pdf = html_to_pdf(page, printers=request.app.state.pdf_printers)
     except PdfUnavailable as e:
         message = Words(lang).tr("PDF 暂时无法生成，请改用 HTML 版打印：") + str(e)
-        return JSONResponse({"error": "Unavailable", "message": message}, status_code=503)
+        return JSONResponse({"error": "Unavailable", "message": message}, status_code=503,
+                            headers={"Retry-After": "60"})
     name = report["incident"]["incident_no"]          # YJ + digits: safe in the header as it is
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'})

@@ -26,7 +26,7 @@ from gis.errors import Forbidden, Invalid, NotFound
 from gis.geojson import area_condition
 from workflows import cases, dispatch, incidents, response
 from workflows.incidents import LINK_KINDS, NewIncident
-from workflows.plans import LEVELS, emergency_catalog, resource_types
+from workflows.plans import LEVELS, emergency_catalog, emergency_names_en, resource_types
 from workflows.resources import (STATUSES as RESOURCE_STATUSES, NewResource, add_resource, nearest_available,
                                  update_resource)
 
@@ -202,9 +202,11 @@ def _area_wkt(area: dict | None) -> str | None:
 # ---------------------------------------------------------------- catalog and plans
 @router.get("/api/emergency/catalog")
 def catalog(user: Reader):
-    """The categories with their subtypes, the levels, and the resource types."""
-    cat = emergency_catalog()
-    return {"categories": cat["categories"], "levels": cat["levels"], "resource_types": resource_types()}
+    """The categories with their subtypes, the levels, and the resource types; `names_en`
+    and `level_names_en` give the English of the categories, subtypes and levels."""
+    cat, english = emergency_catalog(), emergency_names_en()
+    return {"categories": cat["categories"], "levels": cat["levels"], "resource_types": resource_types(),
+            "names_en": english["names"], "level_names_en": english["levels"]}
 
 
 @router.get("/api/plans")

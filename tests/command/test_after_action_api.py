@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from command import pdf
 from command.pdf import PdfUnavailable, html_to_pdf
 from workflows.resources import NewResource, add_resource
 
@@ -73,30 +72,70 @@ def test_the_report_as_json_html_and_pdf(client, login, db):
     assert "src=" not in page and "<link" not in page and "https://" not in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
-    # In English: every label is English; only the incident's own words (title, plan, task
-    # and timeline texts, names, places) stay Chinese.
-    r = client.get(f"/api/incidents/{inc}/report.html", headers=cmdr, params={"lang": "en"})
-    assert r.status_code == 200, r.text
-    english = r.text
-    assert '<html lang="en">' in english and "After-action report" in english and "Drill score" in english
-    assert "Flood and drought" in english and "General (level Ⅳ)" in english and "Drainage pump truck" in english
+    # In English: every label is English; only the incident's own words stay Chinese.
+    english = _english(client, cmdr, inc, report)
+    assert "[DRILL]" in english and "Drill score" in english and "Drainage pump truck" in english
+    assert "General (level Ⅳ)" in english
     assert "waived" in english and "Tasks done on time" in english
-    own_words = [report["incident"][k] or "" for k in ("title", "street", "community", "grid_name", "description")]
-    own_words += [p["plan_name"] for p in report["plans"]] + [o["name"] for o in report["resources"]["orders"]]
-    own_words += [e["message"] for e in report["timeline"]] + [e["actor"] for e in report["timeline"]]
-    for t in report["tasks"]["items"]:
-        own_words += [t["title"], t["post"] or "", t["role"] or "", t["owner"] or "", t["waived_reason"] or "",
-                      t["waived_by"] or "", t["note"] or ""]
-    left = english
-    for text in sorted(own_words, key=len, reverse=True):
-        left = left.replace(html.escape(text), "") if text else left
-    assert re.findall(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]+", left) == []
     assert client.get(f"/api/incidents/{inc}/report.html", headers=cmdr, params={"lang": "fr"}).status_code == 422
 
     r = client.get(f"/api/incidents/{inc}/report.pdf", headers=cmdr)      # real Chromium, once
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
     assert r.headers["content-disposition"] == f'attachment; filename="{report["incident"]["incident_no"]}.pdf"'
+
+
+def _english(client, headers, inc: int, report: dict) -> str:
+    """The report page in English, checked: its labels are English, and the only Chinese left
+    is the incident's own words (titles, places, plans, tasks, names, alerts, the timeline)."""
+    r = client.get(f"/api/incidents/{inc}/report.html", headers=headers, params={"lang": "en"})
+    assert r.status_code == 200, r.text
+    page = r.text
+    assert '<html lang="en">' in page and "After-action report" in page and "UTC+08 (Asia/Shanghai)" in page
+    assert "Flood and drought" in page and "the level reported" in page
+    own_words = [report["incident"][k] or "" for k in ("title", "street", "community", "grid_name", "description")]
+    own_words += [p["plan_name"] for p in report["plans"]] + [o["name"] for o in report["resources"]["orders"]]
+    own_words += [a["headline"] for a in report["alerts"]] + [h["reason"] or "" for h in report["level_history"]]
+    own_words += [e["message"] for e in report["timeline"]] + [e["actor"] for e in report["timeline"]]
+    for t in report["tasks"]["items"]:
+        own_words += [t["title"], t["post"] or "", t["role"] or "", t["owner"] or "", t["waived_reason"] or "",
+                      t["waived_by"] or "", t["note"] or ""]
+    left = page
+    for text in sorted(own_words, key=len, reverse=True):
+        left = left.replace(html.escape(text), "") if text else left
+    assert re.findall(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]+", left) == []
+    return page
+
+
+def test_a_real_incident_with_warnings_reads_in_english(client, login, db):
+    """Not a drill: assessed, not scored; its level raised, a warning issued and one rejected."""
+    cmdr = login("commander")
+    r = client.post("/api/incidents", headers=cmdr, json={"category": "自然灾害", "subtype": "水旱灾害", "level": "Ⅳ",
+                                                          "title": "建设路积水", "details": {"depth": "40"}, **AT})
+    assert r.status_code == 201, r.text
+    inc = r.json()["id"]
+    r = client.post(f"/api/incidents/{inc}/level", headers=cmdr, json={"level": "Ⅲ", "reason": "积水扩大到三条路"})
+    assert r.status_code == 200, r.text
+    issued = client.post(f"/api/incidents/{inc}/alerts", headers=cmdr, json={}).json()
+    assert client.post(f"/api/alerts/{issued['id']}/approve", headers=cmdr).status_code == 200
+    rejected = client.post(f"/api/incidents/{inc}/alerts", headers=cmdr,
+                           json={"msg_type": "Update", "references_id": issued["id"], "values": {"depth": "60"}}).json()
+    r = client.post(f"/api/alerts/{rejected['id']}/reject", headers=cmdr, json={"reason": "深度待核实"})
+    assert r.status_code == 200, r.text
+    for t in client.get(f"/api/incidents/{inc}/tasks", headers=cmdr).json():
+        if t["mandatory"]:
+            r = client.post(f"/api/incident-tasks/{t['id']}/waive", headers=cmdr, json={"note": "已由现场处置"})
+            assert r.status_code == 200, r.text
+    r = client.post(f"/api/incidents/{inc}/status", headers=cmdr, json={"status": "closed", "note": "积水退去"})
+    assert r.status_code == 200, r.text
+    report = client.get(f"/api/incidents/{inc}/report", headers=cmdr).json()
+    assert report["score"] is None and [h["level"] for h in report["level_history"]] == ["Ⅳ", "Ⅲ"]
+    english = _english(client, cmdr, inc, report)
+    assert "Assessment" in english and "A real incident is not scored" in english and "Drill score" not in english
+    assert "General (level Ⅳ)" not in english and "Large (level Ⅲ)" in english
+    assert "no orders" in english and "1 sent" in english and "No resources were dispatched." in english
+    assert "Actual / exercise" in english and ">Alert<" in english and ">Update<" in english
+    assert ">issued<" in english and ">rejected<" in english and "积水扩大到三条路" in english
 
 
 def test_out_of_sight_is_404_and_no_printer_is_503(client, login, db, monkeypatch, tmp_path):
@@ -145,15 +184,29 @@ def test_html_to_pdf_errors_are_clear_and_leave_nothing(monkeypatch, tmp_path):
     assert _left_behind(scratch) == []
 
 
-def test_reports_print_a_few_at_a_time(monkeypatch, tmp_path):
-    """With the one printer busy, another request waits, then is told to try again."""
-    monkeypatch.setattr(pdf, "_PRINTERS", threading.BoundedSemaphore(1))
-    monkeypatch.setenv("CITYGRID_CHROMIUM", _browser(tmp_path, "slow", "exec sleep 2"))
-    first = threading.Thread(target=lambda: pytest.raises(PdfUnavailable, html_to_pdf, "<p>1</p>", timeout_s=1.5))
-    first.start()
-    time.sleep(0.3)
-    with pytest.raises(PdfUnavailable, match="busy for 0.5 s; try again"):
-        html_to_pdf("<p>2</p>", wait_s=0.5)
-    first.join()
+def test_reports_print_a_few_at_a_time(tmp_path, monkeypatch):
+    """With the one printer busy, another request waits, then is told to try again; once it is
+    free the next one prints (here: a stand-in browser that never finishes)."""
+    printers = threading.BoundedSemaphore(1)
+    monkeypatch.setenv("CITYGRID_CHROMIUM", _browser(tmp_path, "slow", "exec sleep 60"))
+    first_error: list[Exception] = []
+
+    def first():
+        try:
+            html_to_pdf("<p>1</p>", printers=printers, timeout_s=1.5)
+        except PdfUnavailable as e:
+            first_error.append(e)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while printers.acquire(blocking=False):          # wait until the first one holds the printer
+        printers.release()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(PdfUnavailable, match="busy for 0.2 s; try again"):
+        html_to_pdf("<p>2</p>", printers=printers, wait_s=0.2)
+    worker.join()
+    assert len(first_error) == 1 and "did not finish" in str(first_error[0])
     with pytest.raises(PdfUnavailable, match="did not finish"):      # free again: this one gets to print
-        html_to_pdf("<p>3</p>", timeout_s=0.3, wait_s=0.1)
+        html_to_pdf("<p>3</p>", printers=printers, timeout_s=0.3, wait_s=0.1)

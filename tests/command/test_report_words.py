@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from command.report_words import EN, NAMES_EN, NAMES_ZH, Words
-from workflows.plans import resource_types
+from workflows.plans import emergency_catalog, emergency_names_en, resource_types
 
 TEMPLATE = Path(__file__).parents[2] / "command/web/templates/after_action.html"
 
@@ -20,11 +20,15 @@ def test_every_label_in_the_template_has_its_english():
     assert all(Words("zh").tr(label) == label for label in labels)
 
 
-def test_every_code_and_resource_type_has_both_names():
+def test_every_code_category_level_and_resource_type_has_its_english():
+    assert set(NAMES_EN) == set(NAMES_ZH)
     for kind, names in NAMES_ZH.items():
         assert set(names) == set(NAMES_EN[kind]), kind
-    assert set(NAMES_EN) - set(NAMES_ZH) == {"level"}       # Chinese level names come from the catalog
     assert all(t.get("name_en") for t in resource_types().values())
+    catalog, english = emergency_catalog(), emergency_names_en()
+    chinese = set(catalog["categories"]) | {s for subs in catalog["categories"].values() for s in subs}
+    assert sorted(chinese - set(english["names"])) == [] and sorted(set(english["names"]) - chinese) == []
+    assert set(english["levels"]) == set(catalog["levels"])
 
 
 @pytest.mark.parametrize(("seconds", "zh", "en"), [

@@ -197,7 +197,7 @@ def test_dispatch_draws_stock_and_assigns_and_release_returns(db, crew):
     assert db.execute("SELECT quantity FROM resource WHERE id = %s", (bags,)).fetchone()["quantity"] == 900
     assert db.execute("SELECT action, detail FROM audit_log WHERE entity = 'resource' AND entity_id = %s"
                       " ORDER BY id DESC LIMIT 1", (str(bags),)).fetchone() == {
-        "action": "resource.restock", "detail": {"name": "城东仓库沙袋", "from": 700, "to": 900}}
+        "action": "resource.restock", "detail": {"name": "城东仓库沙袋", "from": 700, "to": 900, "amount": 200}}
     # Nobody acknowledges the truck in 10 minutes: the commanders are told, once.
     assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=11)) == 2
     assert dispatch.fire_due(db, now=T0 + dt.timedelta(minutes=12)) == 0

@@ -103,17 +103,6 @@ Object.assign(STRINGS.en, {
   al_area_default: "empty: the street and road, worked out",
 });
 
-// The four categories and their subtypes in English (the catalog speaks Chinese).
-const INC_CATEGORY_EN = {
-  自然灾害: "Natural disaster", 事故灾难: "Accident", 公共卫生事件: "Public health", 社会安全事件: "Social safety",
-  水旱灾害: "Flood and drought", 气象灾害: "Weather", 地震灾害: "Earthquake", 地质灾害: "Geological", 森林火灾: "Forest fire",
-  安全生产事故: "Work safety accident", 交通事故: "Traffic accident", 火灾: "Fire",
-  公共设施和设备事故: "Public facility accident", 环境污染和生态破坏: "Pollution",
-  传染病疫情: "Epidemic", 群体性不明原因疾病: "Unexplained illness", 食品安全: "Food safety", 职业危害: "Occupational hazard",
-  动物疫情: "Animal epidemic", 群体性事件: "Mass incident", 恐怖袭击: "Terrorist attack", 涉外突发事件: "Foreign-related",
-  经济安全事件: "Economic security",
-};
-
 // Mirrors of command/auth.py PERMISSIONS.
 const INC_ROLES = {
   report: new Set(["admin", "leader", "commander", "shift_lead", "operator", "dispatcher"]),
@@ -130,7 +119,8 @@ const TASK_OPEN = new Set(["blocked", "open", "in_progress"]);
 
 function incCan(what) { return Boolean(api.user) && INC_ROLES[what].has(api.user.role); }
 
-function catName(name) { return LANG === "en" ? INC_CATEGORY_EN[name] || name : name; }
+// A category or subtype in the page's language (the English from /api/emergency/catalog).
+function catName(name) { return LANG === "en" ? incPage.catalog?.names_en[name] || name : name; }
 
 function levelBadge(level) {
   const n = INC_LEVELS.indexOf(level) + 1;

@@ -251,7 +251,7 @@ const incDetail = {
   // blocks the new window).
   async openReport(ext) {
     try {
-      const res = await fetch(`/api/incidents/${this.id}/report.${ext}?lang=${LANG}`, { headers: api.authHeaders() });
+      const res = await fetch(`/api/incidents/${this.id}/report.${ext}?lang=${LANG === "en" ? "en" : "zh"}`, { headers: api.authHeaders() });
       if (!res.ok) {
         const data = await res.json().catch(() => ({}));
         throw new ApiError(res.status, data.message || res.statusText);
