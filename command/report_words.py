@@ -1,8 +1,9 @@
 """The after-action report's words (评估报告用语) in zh-CN and English.
 
 The template is written in Chinese; `Words.tr` gives each label in the reader's language,
-from EN below (tests/command/test_report_words.py checks every label there has one). The report's own data — titles, plan and task names, places, timeline messages —
-are the incident's words and stay as written, as they do on /incidents."""
+from EN below (tests/command/test_report_words.py checks every label has one). The report's
+own data — titles, plan and task names, places, timeline messages — are the incident's words
+and stay as written, as they do on /incidents."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,7 +26,8 @@ EN = {
     "豁免／未完成／取消": "Waived / not done / cancelled", "调度指令": "Dispatch orders", "公众预警": "Public warnings",
     "演练评分": "Drill score", "关键时间节点": "Milestones", "节点": "Milestone", "时间": "Time",
     "距报告用时": "Since reported", "报告": "Reported", "响应级别变化": "Level changes", "级别": "Level",
-    "调整前": "Before", "理由": "Reason", "报告时级别": "the level reported", "操作人": "By", "启动的预案": "Plans started", "预案": "Plan",
+    "调整前": "Before", "理由": "Reason", "报告时级别": "the level reported", "操作人": "By",
+    "启动的预案": "Plans started", "预案": "Plan",
     "版本": "Version", "方式": "How", "启动人": "Started by", "启动时间": "Started", "自动": "automatic",
     "手动": "by hand", "未启动预案。": "No plan was started.", "任务完成情况": "Tasks",
     "共 {total} 项：按时 {on_time}，超时 {late}，豁免 {waived}，未完成 {not_done}，取消 {cancelled}；"
@@ -50,7 +52,8 @@ EN = {
     "PDF 暂时无法生成，请改用 HTML 版打印：": "The PDF cannot be made just now; print the HTML version instead: ",
 }
 
-# The Chinese names of the codes the report data carries, from the modules that own them…
+# The Chinese names of the codes the report data carries (the task outcomes are the report's
+# own; the rest come from the modules that own them)…
 OUTCOMES = {"on_time": "按时完成", "late": "超时完成", "waived": "已豁免", "not_done": "未完成", "cancelled": "已取消"}
 NAMES_ZH = {
     "outcome": OUTCOMES, "milestone": dict(MILESTONES), "order": dispatch.STATUS_NAMES,
@@ -74,11 +77,11 @@ NAMES_EN = {
              "dispatch_ack": "Orders acknowledged in time", "public_warning": "Public warning issued"},
 }
 
+
 class Words:
     """Everything the template says, in one language."""
 
     def __init__(self, lang: Lang = "zh"):
-        self.lang = lang
         self.en = lang == "en"
         self.html_lang = "en" if self.en else "zh-CN"
         self.colon, self.slash = (": ", " / ") if self.en else ("：", "／")
