@@ -27,8 +27,8 @@ from gis.geojson import area_condition
 from workflows import cases, dispatch, incidents, response
 from workflows.incidents import LINK_KINDS, NewIncident
 from workflows.plans import LEVELS, emergency_catalog, emergency_names_en, resource_types
-from workflows.resources import (STATUSES as RESOURCE_STATUSES, NewResource, add_resource, nearest_available,
-                                 update_resource)
+from workflows.resources import (MAX_QUANTITY, STATUSES as RESOURCE_STATUSES, NewResource, add_resource,
+                                 nearest_available, update_resource)
 
 router = APIRouter(tags=["incidents"])
 Reader = Annotated[User, Depends(require("incident.read"))]
@@ -110,7 +110,7 @@ class ResourceIn(BaseModel):
     lon: float
     lat: float
     status: Literal["available", "assigned", "out_of_service"] = "available"
-    quantity: int = Field(default=1, ge=0, le=1_000_000)
+    quantity: int = Field(default=1, ge=0, le=MAX_QUANTITY)
     contact: str | None = Field(default=None, max_length=200)
     dept: str | None = None
     unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="the tracked unit it travels with")
@@ -119,8 +119,8 @@ class ResourceIn(BaseModel):
 class ResourcePatch(BaseModel):
     status: str | None = Field(default=None, max_length=20,
                                description="available or out_of_service ('assigned' comes with dispatch orders only)")
-    quantity: StrictInt | None = Field(default=None, ge=0, le=1_000_000, description="the stock as counted (盘点)")
-    restock: StrictInt | None = Field(default=None, ge=1, le=1_000_000,
+    quantity: StrictInt | None = Field(default=None, ge=0, le=MAX_QUANTITY, description="the stock as counted (盘点)")
+    restock: StrictInt | None = Field(default=None, ge=1, le=MAX_QUANTITY,
                                       description="the amount received (入库), added to the stock as it is now")
     contact: str | None = Field(default=None, max_length=200)
     unit_id: int | None = Field(default=None, ge=1, le=2**31 - 1, description="bind to a tracked unit")
@@ -203,10 +203,10 @@ def _area_wkt(area: dict | None) -> str | None:
 @router.get("/api/emergency/catalog")
 def catalog(user: Reader):
     """The categories with their subtypes, the levels, and the resource types; `names_en`
-    and `level_names_en` give the English of the categories, subtypes and levels."""
-    cat, english = emergency_catalog(), emergency_names_en()
+    gives the English of the categories and subtypes."""
+    cat = emergency_catalog()
     return {"categories": cat["categories"], "levels": cat["levels"], "resource_types": resource_types(),
-            "names_en": english["names"], "level_names_en": english["levels"]}
+            "names_en": emergency_names_en()["names"]}
 
 
 @router.get("/api/plans")
